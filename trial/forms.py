@@ -1,0 +1,89 @@
+"""The form side of the CRF base: version and reason-for-change fields, fieldsets, errors."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+
+class DateInput(forms.DateInput):
+    """A native date picker: keyboard-friendly and unambiguous (YYYY-MM-DD)."""
+
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
+class CRFForm(forms.ModelForm):
+    """A ModelForm for a clinical record.
+
+    Adds the hidden `version` the form was built from (optimistic locking) and the reason for
+    change, which the service requires once the record is complete. `fieldsets` groups the
+    fields on the page: a list of (legend, [field names]).
+    """
+
+    fieldsets: list[tuple[str, list[str]]] = []
+
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    change_reason = forms.CharField(
+        label=_("Reason for change"),
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Required when you change a completed form; kept in the audit trail."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["version"] = self.instance.version
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(field, forms.DateField) and not isinstance(widget, DateInput):
+                field.widget = DateInput(attrs=widget.attrs)
+            if isinstance(field, forms.DecimalField):
+                field.widget.attrs.setdefault("inputmode", "decimal")
+
+    @property
+    def asks_reason(self) -> bool:
+        return bool(self.instance.pk and self.instance.is_complete)
+
+    def grouped(self) -> list[tuple[str, list[forms.BoundField]]]:
+        """The visible fields by fieldset; fields in no fieldset come last."""
+        placed: set[str] = set()
+        groups = []
+        for legend, names in self.fieldsets:
+            bound = [self[name] for name in names if name in self.fields]
+            placed.update(names)
+            groups.append((legend, bound))
+        rest = [
+            self[name]
+            for name in self.fields
+            if name not in placed
+            and name not in {"version", "change_reason"}
+            and not self.fields[name].widget.is_hidden
+        ]
+        if rest:
+            groups.append(("", rest))
+        return groups
+
+    def _label(self, field: str) -> str:
+        try:
+            return str(self._meta.model._meta.get_field(field).verbose_name)
+        except Exception:  # noqa: BLE001 - a field of another model: show its name
+            return field.replace("_", " ")
+
+    def add_service_error(self, error: ValidationError) -> None:
+        """Attach a service's ValidationError to the fields it names, or to the whole form."""
+        if hasattr(error, "error_dict"):
+            for field, errors in error.error_dict.items():
+                target = field if field in self.fields else None
+                for item in errors:
+                    messages = item.messages
+                    if target is None and field != "__all__":
+                        messages = [f"{self._label(field)}: {m}" for m in messages]
+                    for message in messages:
+                        self.add_error(target, message)
+        else:
+            for message in error.messages:
+                self.add_error(None, message)

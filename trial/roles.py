@@ -1,0 +1,70 @@
+"""What each role may do: the permission matrix, kept in code and synced into Django groups.
+
+A role is a Django group named after `Role`; which patients a user sees is decided by site
+membership (`trial.scoping`), not by the role. Later issues extend the matrix with their models.
+"""
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
+
+from trial.models import Role
+
+# Clinical records of the patients app: patient, screening, consent, enrollment, baseline,
+# withdrawal. The identity (PHI) has its own model and the `view_phi` permission.
+PATIENT_FORMS = (
+    "patient",
+    "screening",
+    "consent",
+    "enrollment",
+    "baseline",
+    "withdrawal",
+)
+
+
+def _perms(app: str, actions: Iterable[str], models: Iterable[str]) -> set[str]:
+    return {f"{app}.{action}_{model}" for action in actions for model in models}
+
+
+_VIEW_CLINICAL = _perms("patients", ["view"], PATIENT_FORMS)
+_ENTER_CLINICAL = _perms("patients", ["add", "change"], PATIENT_FORMS)
+_PHI = {"patients.view_phi", "patients.view_patientidentity"}
+_ENTER_PHI = {"patients.add_patientidentity", "patients.change_patientidentity"}
+
+ROLE_PERMISSIONS: dict[str, set[str]] = {
+    Role.COORDINATOR: _VIEW_CLINICAL | _ENTER_CLINICAL | _PHI | _ENTER_PHI,
+    Role.INVESTIGATOR: _VIEW_CLINICAL | _ENTER_CLINICAL | _PHI | _ENTER_PHI,
+    # De-identified data only: never PHI, never a write.
+    Role.STATISTICIAN: _VIEW_CLINICAL,
+    # Source-data verification compares with the hospital chart, so monitors see identity.
+    Role.MONITOR: _VIEW_CLINICAL | _PHI,
+    Role.DATA_MANAGER: _VIEW_CLINICAL,
+    Role.SITE_ADMIN: {
+        "patients.view_patient",
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
+        "trial.view_site",
+        "trial.view_sitemembership",
+        "trial.add_sitemembership",
+        "trial.change_sitemembership",
+        "trial.delete_sitemembership",
+    },
+}
+
+
+def sync_role_groups() -> None:
+    """Create one group per role and give it exactly the permissions of the matrix."""
+    for role, wanted in ROLE_PERMISSIONS.items():
+        group, _created = Group.objects.get_or_create(name=role)
+        query = Q(pk__in=[])
+        for label in wanted:
+            app_label, codename = label.split(".", 1)
+            query |= Q(content_type__app_label=app_label, codename=codename)
+        group.permissions.set(Permission.objects.filter(query))
+
+
+def sync_role_groups_after_migrate(sender, **kwargs) -> None:
+    """post_migrate receiver: runs after every app, so later apps' permissions are picked up."""
+    sync_role_groups()

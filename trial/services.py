@@ -1,0 +1,141 @@
+"""Writes every clinical record goes through: version check, reason for change, audit, voiding."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from trial.models import AuditedModel, ClinicalModel, FormStatus
+
+
+@dataclass
+class StaleRecordError(Exception):
+    """Someone saved the record after this edit began; the edit is refused, not merged."""
+
+    instance: AuditedModel
+    expected_version: int
+    current_version: int
+    changed_by: str
+    changed_at: datetime
+    changed_fields: tuple[str, ...]
+
+    def __str__(self) -> str:
+        message = _(
+            "This record was changed by %(user)s at %(when)s (version %(current)s) after you "
+            "opened it (version %(expected)s). Your input is kept below: compare it with the "
+            "saved record and save again to apply it."
+        )
+        when = timezone.localtime(self.changed_at).strftime("%Y-%m-%d %H:%M")
+        return message % {
+            "user": self.changed_by,
+            "when": when,
+            "current": self.current_version,
+            "expected": self.expected_version,
+        }
+
+
+def _changed_fields(old: AuditedModel, new: AuditedModel) -> tuple[str, ...]:
+    skip = {"updated_at", "updated_by", "version", "created_at", "created_by"}
+    return tuple(
+        field.name
+        for field in new._meta.concrete_fields
+        if field.name not in skip and getattr(old, field.attname) != getattr(new, field.attname)
+    )
+
+
+@transaction.atomic
+def clinical_save(
+    instance: AuditedModel,
+    *,
+    user: AbstractBaseUser | None,
+    expected_version: int | None = None,
+    reason: str = "",
+    complete: bool | None = None,
+) -> AuditedModel:
+    """Validate and save one audited record.
+
+    `expected_version` is the version the user's form was built from; a different stored
+    version raises `StaleRecordError`. Editing a complete record needs `reason`, which is
+    stored as the history row's change reason. `complete=True` moves a draft CRF to complete
+    (it never moves back). An edit that changes nothing saves nothing. Raises ValidationError
+    (field-level where a field is at fault) for any rule the model declares.
+    """
+    model = type(instance)
+    reason = (reason or "").strip()
+    if instance.pk is None:
+        instance.created_by = user
+        instance.version = 1
+    else:
+        stored = model._base_manager.select_for_update().get(pk=instance.pk)
+        if stored.voided_at is not None:
+            raise ValidationError(_("This record was voided and can no longer be edited."))
+        if expected_version is not None and stored.version != expected_version:
+            raise StaleRecordError(
+                instance=stored,
+                expected_version=expected_version,
+                current_version=stored.version,
+                changed_by=str(stored.updated_by or stored.created_by or "—"),
+                changed_at=stored.updated_at,
+                changed_fields=_changed_fields(stored, instance),
+            )
+        if isinstance(instance, ClinicalModel) and complete:
+            instance.status = FormStatus.COMPLETE
+        if not _changed_fields(stored, instance):
+            return stored
+        if stored.is_complete and not reason:
+            raise ValidationError(
+                {"change_reason": _("This form is complete: give a reason for the change.")}
+            )
+        instance.version = stored.version + 1
+    if isinstance(instance, ClinicalModel) and complete:
+        instance.status = FormStatus.COMPLETE
+    instance.updated_by = user
+    instance.full_clean()
+    instance._change_reason = reason
+    instance._history_user = user
+    instance.save()
+    return instance
+
+
+@transaction.atomic
+def clinical_void(
+    instance: AuditedModel,
+    *,
+    user: AbstractBaseUser | None,
+    reason: str,
+    expected_version: int | None = None,
+) -> AuditedModel:
+    """Void a record instead of deleting it; the row and its history stay.
+
+    Raises ValidationError when no reason is given or the record is already voided, and
+    StaleRecordError when the record changed since `expected_version`.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"void_reason": _("Give a reason for voiding this record.")})
+    model = type(instance)
+    stored = model._base_manager.select_for_update().get(pk=instance.pk)
+    if stored.voided_at is not None:
+        raise ValidationError(_("This record is already voided."))
+    if expected_version is not None and stored.version != expected_version:
+        raise StaleRecordError(
+            instance=stored,
+            expected_version=expected_version,
+            current_version=stored.version,
+            changed_by=str(stored.updated_by or stored.created_by or "—"),
+            changed_at=stored.updated_at,
+            changed_fields=(),
+        )
+    stored.voided_at = timezone.now()
+    stored.voided_by = user
+    stored.void_reason = reason
+    stored.updated_by = user
+    stored.version += 1
+    stored._change_reason = reason
+    stored._history_user = user
+    stored.save()
+    return stored

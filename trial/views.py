@@ -1,0 +1,72 @@
+"""View helpers every app's CRF pages share: the save loop with conflict and error handling."""
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+
+from trial.forms import CRFForm
+from trial.services import StaleRecordError
+
+
+def attach_errors(forms: list[CRFForm], error: ValidationError) -> None:
+    """Put each field's errors on the form that has the field; the rest on the first form."""
+    if not hasattr(error, "error_dict"):
+        forms[0].add_service_error(error)
+        return
+    for field, errors in error.error_dict.items():
+        owner = next((f for f in forms if field in f.fields), forms[0])
+        owner.add_service_error(ValidationError({field: errors}))
+
+
+def crf_submit(
+    request: HttpRequest,
+    *,
+    forms: list[CRFForm],
+    save: Callable[[int | None, str, bool], object],
+    success_url: str,
+    template: str,
+    context: dict,
+) -> HttpResponse:
+    """Validate bound `forms`, call `save(version, reason, complete)` and redirect, or re-render.
+
+    A ValidationError from the service lands on the fields it names; a StaleRecordError keeps
+    the user's input, says who changed the record, and lets them save again deliberately.
+    The first form carries the version and reason fields. Nothing is half-saved: the service
+    runs in one transaction.
+    """
+    main = forms[0]
+    complete = "save_draft" not in request.POST
+    if all(form.is_valid() for form in forms):
+        try:
+            save(
+                main.cleaned_data.get("version"),
+                main.cleaned_data.get("change_reason", ""),
+                complete,
+            )
+        except StaleRecordError as conflict:
+            main.add_error(None, str(conflict))
+            if conflict.changed_fields:
+                labels = ", ".join(main._label(name) for name in conflict.changed_fields)
+                main.add_error(None, _("Fields that differ: %(fields)s.") % {"fields": labels})
+            data = main.data.copy()
+            data["version"] = conflict.current_version
+            main.data = data
+        except ValidationError as error:
+            attach_errors(forms, error)
+        except IntegrityError:
+            main.add_error(
+                None,
+                _(
+                    "The record could not be saved because it clashes with another one saved at "
+                    "the same moment. Reload the page and check."
+                ),
+            )
+        else:
+            messages.success(request, _("Saved."))
+            return redirect(success_url)
+    return render(request, template, {**context, "forms": forms, "form": main}, status=200)
