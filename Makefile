@@ -28,6 +28,7 @@ dev-deps: $(VENV)/.dev-deps
 migrate: deps
 	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
 
 demo: migrate
 	$(BIN)/python manage.py seed_demo --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
@@ -53,7 +54,7 @@ format: dev-deps
 
 ## Refresh the Chinese catalogue after changing texts (needs GNU gettext).
 messages: deps
-	$(BIN)/python manage.py makemessages -l zh_Hans --ignore=.venv --ignore=var --no-obsolete
+	$(BIN)/python manage.py makemessages -l zh_Hans --ignore=.venv --ignore=var --ignore=tests --ignore=static --no-obsolete
 	$(BIN)/python manage.py compilemessages -l zh_Hans --ignore=.venv
 
 clean:

@@ -227,7 +227,6 @@ class BaselineForm(CRFForm):
             "comorbid_other",
         ]
         widgets = {
-            "ecog": forms.NumberInput(attrs={"min": 0, "max": 5}),
             "liver_met_distribution": forms.RadioSelect,
         }
 

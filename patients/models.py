@@ -12,6 +12,15 @@ from trial.models import AuditedModel, ClinicalModel, Cohort, Site
 from trial.validation import not_applicable_if, not_before, raise_if, required_if
 
 
+class Ecog(models.IntegerChoices):
+    FULLY_ACTIVE = 0, _("0 — Fully active")
+    RESTRICTED = 1, _("1 — Restricted in strenuous activity, ambulatory")
+    AMBULATORY = 2, _("2 — Ambulatory and capable of self-care, up more than half of waking hours")
+    LIMITED = 3, _("3 — Limited self-care, in bed or chair more than half of waking hours")
+    DISABLED = 4, _("4 — Completely disabled")
+    DEAD = 5, _("5 — Dead")
+
+
 class Sex(models.TextChoices):
     MALE = "M", _("Male")
     FEMALE = "F", _("Female")
@@ -210,7 +219,7 @@ class Consent(ClinicalModel):
         ordering = ["consented_on", "id"]
 
     def __str__(self) -> str:
-        return f"{self.patient_id}: consent {self.consented_on}"
+        return f"{self.get_basis_display()} · {self.consented_on:%Y-%m-%d}"
 
     @property
     def grants_study_participation(self) -> bool:
@@ -329,9 +338,7 @@ class Baseline(ClinicalModel):
     )
     assessed_on = models.DateField(_("assessment date"))
     ecog = models.PositiveSmallIntegerField(
-        _("ECOG performance status"),
-        validators=[MaxValueValidator(5)],
-        help_text=_("0 fully active … 4 completely disabled, 5 dead."),
+        _("ECOG performance status"), choices=Ecog.choices, validators=[MaxValueValidator(5)]
     )
     height_cm = models.DecimalField(
         _("height (cm)"),

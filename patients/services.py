@@ -23,7 +23,7 @@ from patients.models import (
     Withdrawal,
 )
 from trial.models import Cohort, Site
-from trial.services import clinical_save
+from trial.services import clinical_save, clinical_void
 from trial.validation import fmt, not_before, not_in_future, raise_if
 
 
@@ -118,13 +118,18 @@ def candidate_screen(
     raise_if(errors)
     patient = Patient(site=site, sex=sex, subject_code=subject_code_next(site=site))
     patient.full_clean(exclude=["subject_code"])
-    clinical_save(patient, user=user, reason="registered")
+    clinical_save(patient, user=user, reason="Registered at screening")
     identity.patient, identity.site = patient, site
-    clinical_save(identity, user=user, reason="registered")
+    clinical_save(identity, user=user, reason="Registered at screening")
     screening.patient = patient
     screening.age_at_screening = eligibility.age_on(identity.date_of_birth, screening.screened_on)
     clinical_save(screening, user=user, complete=complete)
-    _patient_set_status(patient, user=user, status=_screening_status(screening), reason="screened")
+    _patient_set_status(
+        patient,
+        user=user,
+        status=_screening_status(screening),
+        reason="Screening checklist evaluated",
+    )
     return patient
 
 
@@ -188,7 +193,9 @@ def screening_update(
     elif patient.status in (Patient.Status.SCREENING, Patient.Status.SCREEN_FAILED):
         status = _screening_status(saved)
         if status != patient.status:
-            _patient_set_status(patient, user=user, status=status, reason="screening changed")
+            _patient_set_status(
+                patient, user=user, status=status, reason="Screening checklist re-evaluated"
+            )
     return saved
 
 
@@ -240,6 +247,31 @@ def consent_save(
         reason=reason,
         complete=complete,
     )
+
+
+@transaction.atomic
+def consent_void(
+    *, consent: Consent, user: AbstractBaseUser, reason: str, expected_version: int | None
+) -> Consent:
+    """Void a consent entered in error. Refused when it is the consent an enrollment rests on
+    and no other valid consent dated on or before the enrollment remains."""
+    enrollment = Enrollment.objects.active().filter(patient=consent.patient).first()
+    if enrollment:
+        others = (
+            Consent.objects.active()
+            .filter(patient=consent.patient, consented_on__lte=enrollment.enrolled_on)
+            .exclude(pk=consent.pk)
+        )
+        if not any(c.grants_study_participation for c in others):
+            raise ValidationError(
+                {
+                    "void_reason": _(
+                        "The enrollment rests on this consent: record the correct consent "
+                        "first, then void this one."
+                    )
+                }
+            )
+    return clinical_void(consent, user=user, reason=reason, expected_version=expected_version)
 
 
 def _check_enrollment(enrollment: Enrollment, *, today: date) -> None:
@@ -305,7 +337,7 @@ def patient_enroll(
         patient,
         user=user,
         status=Patient.Status.ENROLLED,
-        reason="enrolled",
+        reason="Enrolled",
         cohort=enrollment.cohort,
     )
     return saved
@@ -453,5 +485,7 @@ def withdrawal_save(
         complete=complete,
     )
     if patient.status != Patient.Status.WITHDRAWN:
-        _patient_set_status(patient, user=user, status=Patient.Status.WITHDRAWN, reason="withdrawn")
+        _patient_set_status(
+            patient, user=user, status=Patient.Status.WITHDRAWN, reason="Withdrawal recorded"
+        )
     return saved

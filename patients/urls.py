@@ -14,6 +14,11 @@ urlpatterns = [
         views.consent_edit,
         name="consent-edit",
     ),
+    path(
+        "<int:patient_id>/consent/<int:consent_id>/void/",
+        views.consent_void,
+        name="consent-void",
+    ),
     path("<int:patient_id>/enrollment/", views.enrollment_edit, name="enrollment-edit"),
     path("<int:patient_id>/baseline/", views.baseline_edit, name="baseline-edit"),
     path("<int:patient_id>/withdrawal/", views.withdrawal_edit, name="withdrawal-edit"),

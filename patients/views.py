@@ -4,8 +4,9 @@ Every patient lookup goes through `selectors.patient_get`, scoped to the user's 
 patient of another site is a 404 before any permission is considered.
 """
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -32,8 +33,10 @@ from patients.models import (
     PatientIdentity,
     Withdrawal,
 )
+from trial.forms import VoidForm
 from trial.http import is_htmx
 from trial.scoping import sites_for
+from trial.services import StaleRecordError
 from trial.views import crf_submit
 
 FORM_PAGE = "patients/crf_form.html"
@@ -132,7 +135,8 @@ def candidate_new(request: HttpRequest) -> HttpResponse:
         request,
         forms=forms,
         save=save,
-        success_url="",
+        # Replaced by the new patient's page below; crf_submit needs a resolvable URL.
+        success_url=reverse("patients:patient-list"),
         template="patients/candidate_form.html",
         context=context,
     )
@@ -222,6 +226,34 @@ def consent_edit(
         )
 
     return _form_page(request, patient, _("Consent"), [form], save)
+
+
+@login_required
+@permission_required("patients.change_consent", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def consent_void(request: HttpRequest, patient_id: int, consent_id: int) -> HttpResponse:
+    patient = selectors.patient_get(patient_id=patient_id, user=request.user)
+    consent = get_object_or_404(Consent.objects.active().filter(patient=patient), pk=consent_id)
+    form = VoidForm(
+        request.POST if request.method == "POST" else None, initial={"version": consent.version}
+    )
+    if form.is_valid():
+        try:
+            services.consent_void(
+                consent=consent,
+                user=request.user,
+                reason=form.cleaned_data["void_reason"],
+                expected_version=form.cleaned_data["version"],
+            )
+        except StaleRecordError as conflict:
+            form.add_error(None, str(conflict))
+        except ValidationError as error:
+            form.add_error("void_reason" if hasattr(error, "error_dict") else None, error)
+        else:
+            messages.success(request, _("The consent was voided; it stays in the audit trail."))
+            return redirect("patients:patient-detail", patient_id=patient.pk)
+    context = {"patient": patient, "form": form, "record": consent, "title": _("Void consent")}
+    return render(request, "patients/void_form.html", context)
 
 
 @login_required

@@ -64,7 +64,7 @@ def setup(*, seed_value: int, today: date, patients: int) -> DemoContext:
         user, created = User.objects.get_or_create(
             username=username,
             defaults={
-                "first_name": role.label.split()[0],
+                "first_name": username.capitalize(),
                 "last_name": "(demo)",
                 "is_staff": is_staff,
             },

@@ -14,6 +14,18 @@ class DateInput(forms.DateInput):
         super().__init__(attrs=attrs, format="%Y-%m-%d")
 
 
+class VoidForm(forms.Form):
+    """Void a record entered in error: the row and its history stay, marked void."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput)
+    void_reason = forms.CharField(
+        label=_("Reason for voiding"),
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("e.g. entered for the wrong patient; kept in the audit trail."),
+    )
+
+
 class CRFForm(forms.ModelForm):
     """A ModelForm for a clinical record.
 
@@ -41,6 +53,9 @@ class CRFForm(forms.ModelForm):
             widget = field.widget
             if isinstance(field, forms.DateField) and not isinstance(widget, DateInput):
                 field.widget = DateInput(attrs=widget.attrs)
+            if isinstance(widget, forms.RadioSelect) and field.required:
+                # An unanswered radio group is shown as no choice, not as a "-----" option.
+                field.choices = [c for c in field.choices if c[0] not in ("", None)]
             if isinstance(field, forms.DecimalField):
                 field.widget.attrs.setdefault("inputmode", "decimal")
 

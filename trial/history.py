@@ -7,7 +7,8 @@ from datetime import datetime
 from django.db.models import Model, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-_SKIP = {"updated_at", "updated_by", "version", "created_at", "created_by", "id"}
+# Bookkeeping columns, and the patient link (the page is already about one patient).
+_SKIP = {"updated_at", "updated_by", "version", "created_at", "created_by", "id", "patient"}
 _KIND = {"+": _("created"), "~": _("changed"), "-": _("deleted")}
 
 
@@ -30,15 +31,30 @@ class Entry:
     changes: list[Change] = field(default_factory=list)
 
 
-def _display(model: type[Model], name: str, value: object) -> str:
+def _display(model: type[Model], name: str, value: object, related: dict) -> str:
     if value is None or value == "":
         return "—"
     model_field = model._meta.get_field(name)
+    if model_field.is_relation:
+        return str(related.get(name, {}).get(value, value))
     if model_field.choices:
         return str(dict(model_field.flatchoices).get(value, value))
     if isinstance(value, bool):
         return str(_("Yes") if value else _("No"))
     return str(value)
+
+
+def _related_objects(model: type[Model], attnames: list[str], rows: list) -> dict:
+    """For each foreign key among `attnames`, the referenced objects by id (one query each)."""
+    related = {}
+    for attname in attnames:
+        if not attname.endswith("_id"):
+            continue
+        name = attname[:-3]
+        target = model._meta.get_field(name).related_model
+        ids = {getattr(row, attname) for row in rows} - {None}
+        related[name] = target._base_manager.in_bulk(ids) if ids else {}
+    return related
 
 
 def record_history(histories: Iterable[QuerySet]) -> list[Entry]:
@@ -51,8 +67,10 @@ def record_history(histories: Iterable[QuerySet]) -> list[Entry]:
     for queryset in histories:
         model = queryset.model.instance_type
         names = [f.attname for f in model._meta.concrete_fields if f.name not in _SKIP]
+        rows = list(queryset.select_related("history_user").order_by("history_date", "history_id"))
+        related = _related_objects(model, names, rows)
         previous: dict[int, Model] = {}
-        for row in queryset.select_related("history_user").order_by("history_date", "history_id"):
+        for row in rows:
             before = previous.get(row.id)
             changes = []
             for attname in names:
@@ -67,8 +85,8 @@ def record_history(histories: Iterable[QuerySet]) -> list[Entry]:
                 changes.append(
                     Change(
                         label,
-                        _display(model, name, old) if before else "",
-                        _display(model, name, new),
+                        _display(model, name, old, related) if before else "",
+                        _display(model, name, new, related),
                     )
                 )
             previous[row.id] = row
