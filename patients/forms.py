@@ -111,6 +111,12 @@ class ScreeningForm(CRFForm):
                 widget=forms.RadioSelect,
             )
 
+    @property
+    def asks_reason(self) -> bool:
+        # The page also edits the identity and sex, which are never drafts: changing them needs
+        # a reason even while the screening itself is a draft, so the field is always offered.
+        return bool(self.instance.pk)
+
 
 class ConsentForm(CRFForm):
     fieldsets = [

@@ -211,15 +211,24 @@ def consent_save(
 ) -> Consent:
     """Record or edit a consent (or a waiver for a retrospective case).
 
-    Refuses a future date, a consent dated after the enrollment, and a waiver for a patient
-    screened for or enrolled in the prospective cohort.
+    Refuses a future date and a waiver for a patient screened for or enrolled in the
+    prospective cohort. Once the patient is enrolled, some valid consent must predate the
+    enrollment: a re-consent (e.g. a new form version) may be dated later, but the consent the
+    enrollment rests on may not be moved after it.
     """
     today = _today(today)
     patient = consent.patient
     errors: dict = {}
     not_in_future(errors, "consented_on", consent.consented_on, today=today)
     enrollment = Enrollment.objects.active().filter(patient=patient).first()
-    if enrollment:
+    earlier = (
+        Consent.objects.active()
+        .filter(patient=patient, consented_on__lte=enrollment.enrolled_on)
+        .exclude(pk=consent.pk)
+        if enrollment
+        else Consent.objects.none()
+    )
+    if enrollment and not any(c.grants_study_participation for c in earlier):
         not_before(
             errors,
             "consented_on",

@@ -4,6 +4,7 @@ Every patient lookup goes through `selectors.patient_get`, scoped to the user's 
 patient of another site is a 404 before any permission is considered.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -56,7 +57,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
         status=criteria.get("status", ""),
         site_id=site.pk if site else None,
     )
-    page = Paginator(patients, 25).get_page(request.GET.get("page"))
+    page = Paginator(patients, settings.PATIENT_LIST_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {

@@ -51,6 +51,13 @@ class MembershipInline(admin.TabularInline):
     fields = ["site", "granted_at"]
     readonly_fields = ["granted_at"]
 
+    def get_queryset(self, request):
+        # Memberships at other sites are not this site admin's to see, change or delete.
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(site_id__in=site_ids_for(request.user))
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "site" and not request.user.is_superuser:
             kwargs["queryset"] = Site.objects.filter(id__in=site_ids_for(request.user))

@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 
@@ -54,7 +55,7 @@ def seed(context: DemoContext) -> None:
 
 def setup(*, seed_value: int, today: date, patients: int) -> DemoContext:
     """Create the demo site and users (idempotent) and return the context for the apps."""
-    study = Study.objects.get(code="NCT06873178")
+    study = Study.objects.get(code=settings.STUDY_CODE)
     Site.objects.get_or_create(code=DEMO_SITE["code"], defaults={**DEMO_SITE, "study": study})
     sites = list(Site.objects.filter(code__in=["CJFH", "DEMO"]).order_by("code"))
     by_code = {s.code: s for s in sites}

@@ -82,6 +82,13 @@ class CRFForm(forms.ModelForm):
             groups.append(("", rest))
         return groups
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.instance.pk and cleaned.get("version") is None:
+            # Without the version the form was built from, a stale edit could not be detected.
+            self.add_error(None, _("The form is missing its version: reload the page."))
+        return cleaned
+
     def _label(self, field: str) -> str:
         try:
             return str(self._meta.model._meta.get_field(field).verbose_name)

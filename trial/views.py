@@ -49,13 +49,23 @@ def crf_submit(
                 complete,
             )
         except StaleRecordError as conflict:
+            # The page may hold several records: refresh the version of the one that changed.
+            stale = next(
+                (
+                    form
+                    for form in forms
+                    if type(form.instance) is type(conflict.instance)
+                    and form.instance.pk == conflict.instance.pk
+                ),
+                main,
+            )
             main.add_error(None, str(conflict))
             if conflict.changed_fields:
-                labels = ", ".join(main._label(name) for name in conflict.changed_fields)
+                labels = ", ".join(stale._label(name) for name in conflict.changed_fields)
                 main.add_error(None, _("Fields that differ: %(fields)s.") % {"fields": labels})
-            data = main.data.copy()
-            data["version"] = conflict.current_version
-            main.data = data
+            data = stale.data.copy()
+            data[stale.add_prefix("version")] = conflict.current_version
+            stale.data = data
         except ValidationError as error:
             attach_errors(forms, error)
         except IntegrityError:

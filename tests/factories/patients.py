@@ -122,9 +122,14 @@ class WithdrawalFactory(factory.django.DjangoModelFactory):
     status = FormStatus.COMPLETE
 
 
-def screened_patient(*, site, user, today=TODAY, cohort=Cohort.PROSPECTIVE, **screening) -> Patient:
-    """A candidate registered and screened through the real service."""
-    identity = PatientIdentityFactory.build(patient=None, site=None)
+def screened_patient(
+    *, site, user, today=TODAY, cohort=Cohort.PROSPECTIVE, identity=None, **screening
+) -> Patient:
+    """A candidate registered and screened through the real service.
+
+    `identity` (a dict) overrides identity fields, e.g. {"date_of_birth": date(2009, 1, 1)}.
+    """
+    identity = PatientIdentityFactory.build(patient=None, site=None, **(identity or {}))
     fields = {
         "screened_on": today - timedelta(days=10),
         "intended_cohort": cohort,
@@ -162,5 +167,30 @@ def enrolled_patient(*, site, user, today=TODAY, cohort=Cohort.PROSPECTIVE) -> P
         user=user,
         today=today,
     )
+    patient.refresh_from_db()
+    return patient
+
+
+def baselined_patient(*, site, user, today=TODAY, **baseline) -> Patient:
+    """An enrolled patient with a baseline form, all through the real services.
+
+    `baseline` overrides fields of the baseline (e.g. ecog=0, primary_site="body").
+    """
+    patient = enrolled_patient(site=site, user=user, today=today)
+    fields = {
+        "assessed_on": patient.enrollment.enrolled_on,
+        "ecog": 1,
+        "height_cm": Decimal("170"),
+        "weight_kg": Decimal("64"),
+        "primary_site": "head",
+        "primary_size_mm": Decimal("30"),
+        "liver_met_count": 2,
+        "liver_met_largest_mm": Decimal("15"),
+        "liver_met_distribution": "unilobar",
+        "ajcc_t": "T3",
+        "ajcc_n": "N1",
+        **baseline,
+    }
+    services.baseline_save(baseline=Baseline(patient=patient, **fields), user=user, today=today)
     patient.refresh_from_db()
     return patient
