@@ -15,6 +15,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("patients/", include("patients.urls")),
+    path("patients/", include("treatments.urls")),
+    path("patients/", include("assessments.urls")),
     path("admin/", admin.site.urls),
     path("health/", health.health, name="health"),
 ]

@@ -36,6 +36,7 @@ from patients.models import (
 )
 from trial.forms import VoidForm
 from trial.http import is_htmx
+from trial.panels import patient_panels
 from trial.scoping import sites_for
 from trial.services import StaleRecordError
 from trial.views import crf_submit
@@ -87,6 +88,7 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
         "withdrawal": getattr(patient, "withdrawal", None),
         "consents": list(patient.consents.all()),
         "can_edit": request.user.has_perm("patients.change_screening"),
+        "panels": patient_panels(request, patient),
     }
     return render(request, "patients/patient_detail.html", context)
 

@@ -11,24 +11,31 @@ from django.db.models import Q
 
 from trial.models import Role
 
-# Clinical records of the patients app: patient, screening, consent, enrollment, baseline,
-# withdrawal. The identity (PHI) has its own model and the `view_phi` permission.
-PATIENT_FORMS = (
-    "patient",
-    "screening",
-    "consent",
-    "enrollment",
-    "baseline",
-    "withdrawal",
-)
+# Clinical records by app. The identity (PHI) has its own model and the `view_phi` permission.
+CLINICAL_FORMS: dict[str, tuple[str, ...]] = {
+    "patients": ("patient", "screening", "consent", "enrollment", "baseline", "withdrawal"),
+    "treatments": ("regimenline", "chemocycle", "cycledose", "adverseevent"),
+    "assessments": (
+        "labpanel",
+        "labresult",
+        "imagingstudy",
+        "targetlesion",
+        "responseevaluation",
+    ),
+}
 
 
-def _perms(app: str, actions: Iterable[str], models: Iterable[str]) -> set[str]:
-    return {f"{app}.{action}_{model}" for action in actions for model in models}
+def _perms(actions: Iterable[str]) -> set[str]:
+    return {
+        f"{app}.{action}_{model}"
+        for app, models in CLINICAL_FORMS.items()
+        for action in actions
+        for model in models
+    }
 
 
-_VIEW_CLINICAL = _perms("patients", ["view"], PATIENT_FORMS)
-_ENTER_CLINICAL = _perms("patients", ["add", "change"], PATIENT_FORMS)
+_VIEW_CLINICAL = _perms(["view"])
+_ENTER_CLINICAL = _perms(["add", "change"])
 _PHI = {"patients.view_phi", "patients.view_patientidentity"}
 _ENTER_PHI = {"patients.add_patientidentity", "patients.change_patientidentity"}
 

@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "simple_history",
     "trial",
     "patients",
+    "treatments",
+    "assessments",
 ]
 
 MIDDLEWARE = [

@@ -194,3 +194,17 @@ def baselined_patient(*, site, user, today=TODAY, **baseline) -> Patient:
     services.baseline_save(baseline=Baseline(patient=patient, **fields), user=user, today=today)
     patient.refresh_from_db()
     return patient
+
+
+# Builders of one unsaved, valid row per audited model (collected by tests/trial/test_audit.py).
+AUDIT_BUILDERS = {
+    "patients.Patient": lambda site: PatientFactory.build(site=site),
+    "patients.PatientIdentity": lambda site: PatientIdentityFactory.build(
+        patient=PatientFactory(site=site), site=site
+    ),
+    "patients.Screening": lambda site: ScreeningFactory.build(patient=PatientFactory(site=site)),
+    "patients.Consent": lambda site: ConsentFactory.build(patient=PatientFactory(site=site)),
+    "patients.Enrollment": lambda site: EnrollmentFactory.build(patient=PatientFactory(site=site)),
+    "patients.Baseline": lambda site: BaselineFactory.build(patient=PatientFactory(site=site)),
+    "patients.Withdrawal": lambda site: WithdrawalFactory.build(patient=PatientFactory(site=site)),
+}

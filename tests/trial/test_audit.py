@@ -1,21 +1,15 @@
 """Every audited model (every concrete subclass of trial.models.AuditedModel, found through the
 app registry) keeps a history, and a save through the services is attributed to its user."""
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 
 import pytest
 from django.apps import apps
 from simple_history.manager import HistoryManager
 
-from tests.factories.patients import (
-    BaselineFactory,
-    ConsentFactory,
-    EnrollmentFactory,
-    PatientFactory,
-    PatientIdentityFactory,
-    ScreeningFactory,
-    WithdrawalFactory,
-)
+import tests.factories
 from trial.models import AuditedModel
 from trial.services import clinical_save, clinical_void
 
@@ -27,20 +21,20 @@ def audited_models() -> list[type[AuditedModel]]:
     )
 
 
-# How to build one unsaved, valid row of each audited model. A new model fails
-# `test_every_audited_model_has_a_builder` until it gets a line here.
-BUILDERS: dict[str, Callable] = {
-    "patients.Patient": lambda site: PatientFactory.build(site=site),
-    "patients.PatientIdentity": lambda site: PatientIdentityFactory.build(
-        patient=PatientFactory(site=site), site=site
-    ),
-    "patients.Screening": lambda site: ScreeningFactory.build(patient=PatientFactory(site=site)),
-    "patients.Consent": lambda site: ConsentFactory.build(patient=PatientFactory(site=site)),
-    "patients.Enrollment": lambda site: EnrollmentFactory.build(patient=PatientFactory(site=site)),
-    "patients.Baseline": lambda site: BaselineFactory.build(patient=PatientFactory(site=site)),
-    "patients.Withdrawal": lambda site: WithdrawalFactory.build(patient=PatientFactory(site=site)),
-}
+def _builders() -> dict[str, Callable]:
+    """Every factories module may export AUDIT_BUILDERS: {model label: build(site) -> unsaved row}.
 
+    A new audited model fails `test_every_audited_model_has_a_builder` until its factories
+    module gives it a builder.
+    """
+    builders: dict[str, Callable] = {}
+    for info in pkgutil.iter_modules(tests.factories.__path__):
+        module = importlib.import_module(f"tests.factories.{info.name}")
+        builders.update(getattr(module, "AUDIT_BUILDERS", {}))
+    return builders
+
+
+BUILDERS = _builders()
 MODELS = audited_models()
 
 

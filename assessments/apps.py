@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class AssessmentsConfig(AppConfig):
+    name = "assessments"
+    verbose_name = _("Assessments")
+
+    def ready(self) -> None:
+        from assessments import panels  # noqa: F401 - registers the patient-page panels

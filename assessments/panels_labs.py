@@ -1,0 +1,1 @@
+"""Patient-page panels of the lab results (registered on import)."""

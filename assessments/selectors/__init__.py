@@ -1,0 +1,1 @@
+"""Reads of the assessments app: `labs` and `imaging`."""

@@ -1,0 +1,3 @@
+"""URL patterns of the imaging and evaluation pages (included by assessments/urls.py)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URL patterns of the lab pages (included by assessments/urls.py)."""
+
+urlpatterns: list = []

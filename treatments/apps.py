@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class TreatmentsConfig(AppConfig):
+    name = "treatments"
+    verbose_name = _("Treatments")
+
+    def ready(self) -> None:
+        from treatments import panels  # noqa: F401 - registers the patient-page panels

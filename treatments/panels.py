@@ -1,0 +1,1 @@
+"""Patient-page panels of the treatments app (registered on import)."""
