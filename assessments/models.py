@@ -4,11 +4,14 @@ Flags, CTCAE grades, sums of diameters, RECIST responses and CA19-9 changes are 
 the services from `assessments.analytes`, `assessments.ctcae` and `assessments.recist`.
 """
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from assessments import analytes
 from trial.models import AuditedModel, ClinicalModel
+from trial.validation import raise_if, required_if
 
 
 class LabPanel(ClinicalModel):
@@ -48,6 +51,22 @@ class LabPanel(ClinicalModel):
     def __str__(self) -> str:
         return f"{self.get_context_display()} {self.sampled_on:%Y-%m-%d}"
 
+    def clean(self) -> None:
+        errors: dict = {}
+        postop = self.context == self.Context.POSTOP
+        required_if(
+            errors,
+            "postop_day",
+            self.postop_day,
+            postop,
+            _("Give the postoperative day of a postoperative panel."),
+        )
+        if not postop and self.context and self.postop_day is not None:
+            errors.setdefault("postop_day", []).append(
+                _("A postoperative day is given, but the panel is not postoperative.")
+            )
+        raise_if(errors)
+
 
 class LabResult(AuditedModel):
     """One analyte of a panel, stored in its SI unit with what was typed beside it."""
@@ -85,6 +104,32 @@ class LabResult(AuditedModel):
 
     def __str__(self) -> str:
         return f"{self.analyte} {self.value}"
+
+    def clean(self) -> None:
+        analyte = analytes.BY_CODE.get(self.analyte)
+        if analyte is None:
+            raise ValidationError(
+                {"analyte": _("Unknown analyte “%(code)s”.") % {"code": self.analyte}}
+            )
+        errors: dict = {}
+        if self.entered_unit not in analyte.unit_codes:
+            errors["entered_unit"] = analytes.unknown_unit_message(analyte, self.entered_unit)
+        if self.value is not None:
+            if analytes.is_impossible(analyte, self.value):
+                errors["value"] = analytes.impossible_message(
+                    analyte, self.value, analyte.unit, self.value
+                )
+            elif (
+                self._state.adding
+                and analytes.is_extreme(analyte, self.value)
+                and not self.extreme_confirmed
+            ):
+                # Checked when the row is created (the service checks every edit): a re-grade
+                # of an older row must not fail because the usual range was narrowed since.
+                errors["extreme_confirmed"] = analytes.extreme_message(
+                    analyte, self.value, analyte.unit, self.value
+                )
+        raise_if(errors)
 
 
 class ImagingStudy(ClinicalModel):
@@ -153,6 +198,13 @@ class ImagingStudy(ClinicalModel):
 
     def __str__(self) -> str:
         return f"{self.modality} {self.performed_on:%Y-%m-%d}"
+
+    @property
+    def disagrees(self) -> bool:
+        """The radiologist's response differs from the one RECIST 1.1 computes."""
+        return bool(self.radiologist_response and self.response) and (
+            self.radiologist_response != self.response
+        )
 
 
 class TargetLesion(AuditedModel):

@@ -1,3 +1,11 @@
-"""URL patterns of the lab pages (included by assessments/urls.py)."""
+"""URL patterns of the lab pages (included by assessments/urls.py under "patients/")."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from assessments.views import labs
+
+urlpatterns: list = [
+    path("<int:patient_id>/labs/", labs.lab_list, name="lab-list"),
+    path("<int:patient_id>/labs/new/", labs.lab_new, name="lab-new"),
+    path("<int:patient_id>/labs/<int:panel_id>/", labs.lab_edit, name="lab-edit"),
+]

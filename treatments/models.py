@@ -6,9 +6,12 @@ Line numbers, cycle numbers, BSA and dose reductions are derived by the services
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from treatments import ctcae_terms, regimens
 from trial.models import AuditedModel, ClinicalModel
+from trial.validation import fmt, not_applicable_if, raise_if, required_if
 
 
 class Regimen(models.TextChoices):
@@ -83,6 +86,56 @@ class RegimenLine(ClinicalModel):
     def name(self) -> str:
         return self.regimen_other if self.regimen == Regimen.OTHER else self.get_regimen_display()
 
+    def clean(self) -> None:
+        errors: dict = {}
+        other = self.regimen == Regimen.OTHER
+        required_if(
+            errors,
+            "regimen_other",
+            self.regimen_other.strip(),
+            other,
+            gettext("Name the regimen."),
+        )
+        not_applicable_if(
+            errors,
+            "regimen_other",
+            self.regimen_other.strip(),
+            bool(self.regimen) and not other,
+            gettext("A regimen name is only given for an other regimen."),
+        )
+        required_if(
+            errors,
+            "cycle_length_days",
+            self.cycle_length_days,
+            other,
+            gettext("Give the cycle length of this regimen in days."),
+        )
+        spec = regimens.regimen_spec(self.regimen)
+        if spec and self.cycle_length_days and self.cycle_length_days != spec.cycle_length_days:
+            errors.setdefault("cycle_length_days", []).append(
+                gettext("%(regimen)s cycles last %(days)s days, not %(typed)s.")
+                % {
+                    "regimen": self.regimen,
+                    "days": spec.cycle_length_days,
+                    "typed": self.cycle_length_days,
+                }
+            )
+        required_if(
+            errors,
+            "change_reason_detail",
+            self.change_reason_detail.strip(),
+            self.change_reason == self.ChangeReason.OTHER,
+            gettext("Describe the reason for the change."),
+        )
+        not_applicable_if(
+            errors,
+            "change_reason_detail",
+            self.change_reason_detail.strip(),
+            not self.change_reason,
+            gettext("Details are given but no reason for a change of regimen."),
+        )
+        raise_if(errors)
+
 
 class ChemoCycle(ClinicalModel):
     """One cycle of a line: its day-1 date, BSA of the day and the doses given."""
@@ -139,6 +192,24 @@ class ChemoCycle(ClinicalModel):
     def __str__(self) -> str:
         return f"C{self.cycle_number} {self.given_on:%Y-%m-%d}"
 
+    def clean(self) -> None:
+        errors: dict = {}
+        required_if(
+            errors,
+            "delay_reason",
+            self.delay_reason.strip(),
+            bool(self.delay_days),
+            gettext("Give the reason for the delay."),
+        )
+        not_applicable_if(
+            errors,
+            "delay_reason",
+            self.delay_reason.strip(),
+            not self.delay_days,
+            gettext("A reason for a delay is given but the delay is 0 days."),
+        )
+        raise_if(errors)
+
 
 class CycleDose(AuditedModel):
     """The dose of one drug in a cycle: planned per m², and what was given."""
@@ -180,6 +251,51 @@ class CycleDose(AuditedModel):
 
     def __str__(self) -> str:
         return f"{self.get_drug_display()} {self.given_mg} mg"
+
+    @property
+    def drug_name(self) -> str:
+        return self.drug_other if self.drug == Drug.OTHER else self.get_drug_display()
+
+    def clean(self) -> None:
+        errors: dict = {}
+        required_if(
+            errors,
+            "drug_other",
+            self.drug_other.strip(),
+            self.drug == Drug.OTHER,
+            gettext("Name the drug."),
+        )
+        not_applicable_if(
+            errors,
+            "drug_other",
+            self.drug_other.strip(),
+            bool(self.drug) and self.drug != Drug.OTHER,
+            gettext("A drug name is only given for an other drug."),
+        )
+        if self.planned_mg_m2 is not None and self.planned_mg_m2 <= 0:
+            errors.setdefault("planned_mg_m2", []).append(
+                gettext("The planned dose must be above 0 mg/m².")
+            )
+        if self.planned_days is not None and self.planned_days > 31:
+            errors.setdefault("planned_days", []).append(
+                gettext("%(days)s administrations in one cycle is not plausible (at most 31).")
+                % {"days": self.planned_days}
+            )
+        if self.given_days is not None and self.planned_days is not None:
+            if self.given_days > self.planned_days:
+                errors.setdefault("given_days", []).append(
+                    gettext("%(given)s administrations given but only %(planned)s planned.")
+                    % {"given": self.given_days, "planned": self.planned_days}
+                )
+            if self.given_mg is not None and self.given_days == 0 and self.given_mg > 0:
+                errors.setdefault("given_mg", []).append(
+                    gettext("No administration was given, so the given dose must be 0 mg.")
+                )
+            if self.given_mg is not None and self.given_days > 0 and self.given_mg == 0:
+                errors.setdefault("given_days", []).append(
+                    gettext("The drug was omitted (0 mg): set the administrations given to 0.")
+                )
+        raise_if(errors)
 
 
 class AdverseEvent(ClinicalModel):
@@ -243,3 +359,76 @@ class AdverseEvent(ClinicalModel):
 
     def __str__(self) -> str:
         return f"{self.term} G{self.grade}"
+
+    @property
+    def term_display(self) -> str:
+        return ctcae_terms.term_label(self.term, self.term_other)
+
+    @property
+    def is_open(self) -> bool:
+        """Not resolved yet (no resolution date and not fatal)."""
+        return self.resolved_on is None and self.outcome != self.Outcome.FATAL
+
+    def clean(self) -> None:
+        errors: dict = {}
+        term = ctcae_terms.term_get(self.term) if self.term else None
+        if self.term and term is None:
+            errors.setdefault("term", []).append(
+                gettext(
+                    "“%(term)s” is not a CTCAE v5.0 term of the catalogue: choose one, or "
+                    "“Other, specify”."
+                )
+                % {"term": self.term}
+            )
+        is_other = self.term == ctcae_terms.OTHER
+        required_if(
+            errors,
+            "term_other",
+            self.term_other.strip(),
+            is_other,
+            gettext("Name the adverse event."),
+        )
+        not_applicable_if(
+            errors,
+            "term_other",
+            self.term_other.strip(),
+            bool(term) and not is_other,
+            gettext("A name is only typed for “Other, specify”."),
+        )
+        if term and self.grade and not term.allows(self.grade):
+            low, high = term.grades
+            errors.setdefault("grade", []).append(
+                gettext("CTCAE v5.0 grades %(term)s from %(low)s to %(high)s, not %(grade)s.")
+                % {"term": term.label, "low": low, "high": high, "grade": self.grade}
+            )
+        if self.onset_on and self.resolved_on and self.resolved_on < self.onset_on:
+            errors.setdefault("resolved_on", []).append(
+                gettext("Resolution (%(value)s) is before the onset (%(other)s).")
+                % {"value": fmt(self.resolved_on), "other": fmt(self.onset_on)}
+            )
+        fatal = self.outcome == self.Outcome.FATAL
+        if self.grade == 5 and self.outcome and not fatal:
+            errors.setdefault("outcome", []).append(
+                gettext("A grade 5 event is death: the outcome must be Fatal.")
+            )
+        if fatal and self.grade and self.grade != 5:
+            errors.setdefault("grade", []).append(
+                gettext("A fatal outcome is grade 5, not grade %(grade)s.") % {"grade": self.grade}
+            )
+        if self.grade == 5 and self.serious is False:
+            errors.setdefault("serious", []).append(gettext("A fatal event is serious."))
+        required_if(
+            errors,
+            "resolved_on",
+            self.resolved_on,
+            self.outcome in (self.Outcome.RECOVERED, self.Outcome.SEQUELAE),
+            gettext("Give the date the event resolved."),
+        )
+        not_applicable_if(
+            errors,
+            "resolved_on",
+            self.resolved_on,
+            self.outcome in (self.Outcome.RECOVERING, self.Outcome.NOT_RECOVERED),
+            gettext("The event has not resolved: leave the resolution date empty."),
+        )
+        raise_if(errors)

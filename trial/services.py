@@ -55,14 +55,17 @@ def clinical_save(
     expected_version: int | None = None,
     reason: str = "",
     complete: bool | None = None,
+    touch: bool = False,
 ) -> AuditedModel:
     """Validate and save one audited record.
 
     `expected_version` is the version the user's form was built from; a different stored
     version raises `StaleRecordError`. Editing a complete record needs `reason`, which is
     stored as the history row's change reason. `complete=True` moves a draft CRF to complete
-    (it never moves back). An edit that changes nothing saves nothing. Raises ValidationError
-    (field-level where a field is at fault) for any rule the model declares.
+    (it never moves back). An edit that changes nothing saves nothing, unless `touch=True`:
+    a CRF whose child rows changed (e.g. a lab panel's results) gets a new version even when
+    none of its own fields did, so a stale edit of the whole form is still detected. Raises
+    ValidationError (field-level where a field is at fault) for any rule the model declares.
     """
     model = type(instance)
     reason = (reason or "").strip()
@@ -84,7 +87,7 @@ def clinical_save(
             )
         if isinstance(instance, ClinicalModel) and complete:
             instance.status = FormStatus.COMPLETE
-        if not _changed_fields(stored, instance):
+        if not touch and not _changed_fields(stored, instance):
             return stored
         if stored.is_complete and not reason:
             raise ValidationError(
