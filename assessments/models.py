@@ -99,7 +99,12 @@ class LabResult(AuditedModel):
         verbose_name_plural = _("lab results")
         ordering = ["panel", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["panel", "analyte"], name="unique_analyte_per_panel")
+            # Voided rows stay (audit) but free the analyte for a corrected entry.
+            models.UniqueConstraint(
+                fields=["panel", "analyte"],
+                condition=models.Q(voided_at__isnull=True),
+                name="unique_active_analyte_per_panel",
+            )
         ]
 
     def __str__(self) -> str:
@@ -236,7 +241,11 @@ class TargetLesion(AuditedModel):
         verbose_name_plural = _("target lesions")
         ordering = ["study", "label"]
         constraints = [
-            models.UniqueConstraint(fields=["study", "label"], name="unique_lesion_per_study")
+            models.UniqueConstraint(
+                fields=["study", "label"],
+                condition=models.Q(voided_at__isnull=True),
+                name="unique_active_lesion_per_study",
+            )
         ]
 
     def __str__(self) -> str:

@@ -330,6 +330,9 @@ class _PatientCourse:
                     # Resistance grows with time on treatment.
                     weights = {**weights, "PD": weights.get("PD", 0) + 0.12 * (sequence - 2)}
                 response = _pick(rng, weights)
+                if response in ("PR", "SD") and any(e.response == "CR" for e in course.evaluations):
+                    # After a CR the nadir is ~0: RECIST allows only CR or PD from then on.
+                    response = "PD"
                 referred = any(e.decision == "refer_mdt" for e in course.evaluations)
                 decision = self.decide(response, sequence, line_number, referred)
                 course.evaluations.append(

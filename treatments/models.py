@@ -244,8 +244,11 @@ class CycleDose(AuditedModel):
         verbose_name_plural = _("doses")
         ordering = ["cycle", "id"]
         constraints = [
+            # Voided rows stay (audit) but free the drug for a corrected entry.
             models.UniqueConstraint(
-                fields=["cycle", "drug", "drug_other"], name="unique_drug_per_cycle"
+                fields=["cycle", "drug", "drug_other"],
+                condition=Q(voided_at__isnull=True),
+                name="unique_active_drug_per_cycle",
             )
         ]
 

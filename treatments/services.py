@@ -642,24 +642,6 @@ def cycle_record(
             _add(
                 errors, _dose_key(index, "drug"), _("This dose row is no longer part of the cycle.")
             )
-        clash = next(
-            (
-                d
-                for d in existing.values()
-                if d.is_voided and (d.drug, d.drug_other) == (dose.drug, dose.drug_other)
-            ),
-            None,
-        )
-        if not dose.pk and clash:
-            _add(
-                errors,
-                _dose_key(index, "drug"),
-                _(
-                    "%(drug)s was removed from this cycle earlier and cannot be added back: "
-                    "void the cycle and record it again."
-                )
-                % {"drug": dose.drug_name},
-            )
     if stored and stored.is_complete and not (reason or "").strip():
         dropped = [d for pk, d in existing.items() if pk not in kept and not d.is_voided]
         dose_edits = [

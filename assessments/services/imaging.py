@@ -306,17 +306,6 @@ def _check_imaging_date(
         )
 
 
-def _free_label(lesion: TargetLesion) -> str:
-    """A label no active row uses, for a row being voided: (study, label) is unique over
-    voided rows too, and the label must stay free for a later re-measurement."""
-    digits, number = "0123456789abcdefghijklmnopqrstuvwxyz", lesion.pk
-    text = ""
-    while number:
-        number, rest = divmod(number, 36)
-        text = digits[rest] + text
-    return f"~{text}"[:8]
-
-
 def _save_lesions(
     study: ImagingStudy, lesions: list[TargetLesion], *, user: AbstractBaseUser, reason: str
 ) -> None:
@@ -326,8 +315,6 @@ def _save_lesions(
     for label, row in existing.items():
         if label not in wanted:
             why = reason or _("Target lesion removed from the study")
-            row.label = _free_label(row)
-            clinical_save(row, user=user, reason="%s (%s)" % (why, label))
             clinical_void(row, user=user, reason="%s (%s)" % (why, label))
     for lesion in lesions:
         row = existing.get(lesion.label)

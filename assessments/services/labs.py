@@ -132,17 +132,6 @@ def _check_values(
             _add(errors, code, analytes.impossible_message(analyte, value, unit, si_value))
             continue
         previous = existing.get(code)
-        if previous is not None and previous.is_voided:
-            _add(
-                errors,
-                code,
-                _(
-                    "%(analyte)s was removed from this panel (%(reason)s) and cannot be entered "
-                    "in it again: record it in a new panel."
-                )
-                % {"analyte": analyte.label, "reason": previous.void_reason},
-            )
-            continue
         extreme = analytes.is_extreme(analyte, si_value)
         already_confirmed = (
             previous is not None and previous.extreme_confirmed and previous.value == si_value
@@ -227,7 +216,9 @@ def lab_panel_record(
             errors.setdefault(field, []).extend(messages)
     cycles = _check_dates(errors, panel, patient, today=today)
     existing = (
-        {r.analyte: r for r in LabResult.objects.filter(panel_id=panel.pk)} if panel.pk else {}
+        {r.analyte: r for r in LabResult.objects.active().filter(panel_id=panel.pk)}
+        if panel.pk
+        else {}
     )
     entries = _check_values(
         errors, values, confirmed_extremes=confirmed_extremes, existing=existing

@@ -285,9 +285,10 @@ def test_an_analyte_left_empty_is_voided_not_deleted(patient, coordinator):
     assert ast.void_reason == "AST was not measured"
     assert LabResult.objects.filter(panel=panel).count() == 2
     assert LabPanel.objects.get(pk=panel.pk).version == 2
-    # The voided row holds its place: AST cannot come back into this panel.
-    with pytest.raises(ValidationError, match="AST was removed from this panel"):
-        _edit(panel, coordinator, version=2, reason="again", alt=40, ast=31)
+    # The voided row stays in the audit trail; a corrected AST can be entered again.
+    _edit(panel, coordinator, version=2, reason="AST found on the lab sheet", alt=40, ast=31)
+    rows = LabResult.objects.filter(panel=panel, analyte="ast").order_by("id")
+    assert [(r.value, r.is_voided) for r in rows] == [(D(30), True), (D(31), False)]
 
 
 def test_an_unchanged_save_saves_nothing(patient, coordinator):
