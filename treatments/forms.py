@@ -131,6 +131,7 @@ class CycleForm(CRFForm):
             "Days later than planned (0 when on time); give the reason below."
         )
         self.fields["dose_reduction_reason"].help_text = _(
+            # xgettext:no-python-format
             "Required when a drug is given below 95% of the planned dose for the BSA, or on "
             "fewer days than planned."
         )

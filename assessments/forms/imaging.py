@@ -6,6 +6,7 @@ from decimal import Decimal
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from assessments.models import ImagingStudy, LabPanel, ResponseEvaluation, TargetLesion
 from trial.forms import CRFForm
@@ -27,7 +28,7 @@ class ImagingStudyForm(CRFForm):
     """
 
     fieldsets = [
-        (_("Study"), ["performed_on", "modality", "is_baseline"]),
+        (pgettext_lazy("imaging", "Study"), ["performed_on", "modality", "is_baseline"]),
         (_("Non-target and new lesions"), ["non_target", "new_lesions"]),
         (_("Radiologist's reading"), ["radiologist_response", "notes"]),
     ]
