@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from patients.models import Enrollment, Patient, Withdrawal
 from treatments import regimens, selectors
 from treatments.models import AdverseEvent, ChemoCycle, CycleDose, Drug, RegimenLine
+from trial.derived import patient_records_changed
 from trial.models import AuditedModel
 from trial.services import StaleRecordError, clinical_save, clinical_void
 from trial.validation import fmt, not_in_future, raise_if
@@ -669,6 +670,7 @@ def cycle_record(
         )
     # A new cycle comes after every other one and an edit cannot pass its neighbours (both
     # refused above), so the numbers of the other cycles never change here.
+    patient_records_changed(patient=saved.patient, user=user, source="treatments.cycle")
     return saved
 
 
@@ -693,6 +695,7 @@ def cycle_void(
         why=_("Renumbered after voiding cycle %(number)s: %(reason)s")
         % {"number": voided.cycle_number, "reason": reason},
     )
+    patient_records_changed(patient=voided.patient, user=user, source="treatments.cycle")
     return voided
 
 
