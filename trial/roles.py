@@ -22,6 +22,14 @@ CLINICAL_FORMS: dict[str, tuple[str, ...]] = {
         "targetlesion",
         "responseevaluation",
     ),
+    "surgery": (
+        "mdtdecision",
+        "mdtevidence",
+        "operation",
+        "pathology",
+        "complication",
+        "discharge",
+    ),
 }
 
 
@@ -36,11 +44,13 @@ def _perms(actions: Iterable[str]) -> set[str]:
 
 _VIEW_CLINICAL = _perms(["view"])
 _ENTER_CLINICAL = _perms(["add", "change"])
+# MDT decisions are recorded and approved by an investigator, not by a coordinator.
+_MDT = {f"surgery.{a}_{m}" for a in ("add", "change") for m in ("mdtdecision", "mdtevidence")}
 _PHI = {"patients.view_phi", "patients.view_patientidentity"}
 _ENTER_PHI = {"patients.add_patientidentity", "patients.change_patientidentity"}
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
-    Role.COORDINATOR: _VIEW_CLINICAL | _ENTER_CLINICAL | _PHI | _ENTER_PHI,
+    Role.COORDINATOR: _VIEW_CLINICAL | (_ENTER_CLINICAL - _MDT) | _PHI | _ENTER_PHI,
     Role.INVESTIGATOR: _VIEW_CLINICAL | _ENTER_CLINICAL | _PHI | _ENTER_PHI,
     # De-identified data only: never PHI, never a write.
     Role.STATISTICIAN: _VIEW_CLINICAL,

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "patients",
     "treatments",
     "assessments",
+    "surgery",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+"""Patient-page panels of the surgery app (registered on import)."""
