@@ -17,6 +17,8 @@ urlpatterns = [
     path("patients/", include("patients.urls")),
     path("patients/", include("treatments.urls")),
     path("patients/", include("assessments.urls")),
+    path("patients/", include("surgery.urls")),
+    path("biobank/", include("biobank.urls")),
     path("admin/", admin.site.urls),
     path("health/", health.health, name="health"),
 ]

@@ -22,6 +22,7 @@ from patients.models import (
     Screening,
     Withdrawal,
 )
+from trial.derived import patient_records_changed
 from trial.models import Cohort, Site
 from trial.services import clinical_save, clinical_void
 from trial.validation import fmt, not_before, not_in_future, raise_if
@@ -249,13 +250,15 @@ def consent_save(
             )
         )
     raise_if(errors)
-    return clinical_save(
+    saved = clinical_save(
         consent,
         user=user,
         expected_version=expected_version,
         reason=reason,
         complete=complete,
     )
+    patient_records_changed(patient=patient, user=user, source="patients.consent")
+    return saved
 
 
 @transaction.atomic
@@ -280,7 +283,9 @@ def consent_void(
                     )
                 }
             )
-    return clinical_void(consent, user=user, reason=reason, expected_version=expected_version)
+    voided = clinical_void(consent, user=user, reason=reason, expected_version=expected_version)
+    patient_records_changed(patient=consent.patient, user=user, source="patients.consent")
+    return voided
 
 
 def _check_enrollment(enrollment: Enrollment, *, today: date) -> None:

@@ -8,9 +8,12 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from surgery import cci, isgps
 from trial.models import AuditedModel, ClinicalModel
+from trial.validation import fmt, not_applicable_if, raise_if, required_if
 
 
 class PancreaticProcedure(models.TextChoices):
@@ -68,6 +71,41 @@ class MdtDecision(ClinicalModel):
 
     def __str__(self) -> str:
         return f"MDT {self.decided_on:%Y-%m-%d} {self.decision}"
+
+    @property
+    def is_surgery(self) -> bool:
+        return self.decision == self.Decision.RADICAL_SURGERY
+
+    def clean(self) -> None:
+        errors: dict = {}
+        required_if(
+            errors,
+            "planned_pancreatic",
+            self.planned_pancreatic,
+            self.is_surgery,
+            gettext("Give the planned pancreatic procedure of a decision for radical surgery."),
+        )
+        not_applicable_if(
+            errors,
+            "planned_pancreatic",
+            self.planned_pancreatic,
+            bool(self.decision) and not self.is_surgery,
+            gettext("A procedure is planned only when the decision is radical surgery."),
+        )
+        planned_liver = (
+            self.planned_liver_wedge
+            or self.planned_liver_segmentectomy
+            or self.planned_liver_hemihepatectomy
+            or self.planned_liver_ablation
+        )
+        not_applicable_if(
+            errors,
+            "planned_liver_wedge",
+            planned_liver,
+            bool(self.decision) and not self.is_surgery,
+            gettext("Liver procedures are planned only when the decision is radical surgery."),
+        )
+        raise_if(errors)
 
 
 class MdtEvidence(AuditedModel):
@@ -181,6 +219,68 @@ class Operation(ClinicalModel):
     def __str__(self) -> str:
         return f"{self.get_pancreatic_procedure_display()} {self.operated_on:%Y-%m-%d}"
 
+    @property
+    def liver_resected(self) -> bool:
+        """Liver tissue was resected (not only ablated): the pathology gives a liver margin."""
+        return bool(
+            self.liver_wedge
+            or self.liver_segmentectomy
+            or self.liver_hemihepatectomy
+            or self.liver_lesions_resected
+        )
+
+    def clean(self) -> None:
+        errors: dict = {}
+        minimally_invasive = self.approach in (self.Approach.LAPAROSCOPIC, self.Approach.ROBOTIC)
+        not_applicable_if(
+            errors,
+            "converted",
+            self.converted,
+            bool(self.approach) and not minimally_invasive,
+            gettext("Only a laparoscopic or robotic operation can be converted to open."),
+        )
+        resection = self.liver_wedge or self.liver_segmentectomy or self.liver_hemihepatectomy
+        if (self.liver_lesions_resected or 0) > 0 and not resection:
+            errors.setdefault("liver_lesions_resected", []).append(
+                gettext(
+                    "%(count)s liver lesion(s) resected, but no liver resection is ticked "
+                    "(wedge, segmentectomy or hemihepatectomy)."
+                )
+                % {"count": self.liver_lesions_resected}
+            )
+        if resection and not self.liver_lesions_resected:
+            errors.setdefault("liver_lesions_resected", []).append(
+                gettext("A liver resection is ticked: give the number of lesions resected.")
+            )
+        if (self.liver_lesions_ablated or 0) > 0 and not self.liver_ablation:
+            errors.setdefault("liver_lesions_ablated", []).append(
+                gettext("%(count)s liver lesion(s) ablated, but ablation is not ticked.")
+                % {"count": self.liver_lesions_ablated}
+            )
+        if self.liver_ablation and not self.liver_lesions_ablated:
+            errors.setdefault("liver_lesions_ablated", []).append(
+                gettext("Ablation is ticked: give the number of lesions ablated.")
+            )
+        required_if(
+            errors,
+            "mdt_missing_reason",
+            self.mdt_missing_reason.strip(),
+            self.mdt_document_missing,
+            gettext("Say why the MDT decision document is missing."),
+        )
+        not_applicable_if(
+            errors,
+            "mdt_missing_reason",
+            self.mdt_missing_reason.strip(),
+            not self.mdt_document_missing,
+            gettext("A reason is given only when the MDT document is missing."),
+        )
+        if self.mdt_document_missing and self.mdt_decision_id:
+            errors.setdefault("mdt_document_missing", []).append(
+                gettext("An MDT decision is chosen: the document is not missing.")
+            )
+        raise_if(errors)
+
 
 class Pathology(ClinicalModel):
     """The pathology report of the index operation (AJCC 8th, CAP regression grade)."""
@@ -264,6 +364,55 @@ class Pathology(ClinicalModel):
     def __str__(self) -> str:
         return f"{self.ypt} {self.ypn} {self.margin_pancreas}"
 
+    @staticmethod
+    def expected_ypn(positive: int) -> str:
+        """The ypN category of `positive` positive regional nodes (AJCC 8th)."""
+        if positive == 0:
+            return "ypN0"
+        return "ypN1" if positive <= 3 else "ypN2"
+
+    def clean(self) -> None:
+        errors: dict = {}
+        examined, positive = self.nodes_examined, self.nodes_positive
+        if examined is not None and positive is not None:
+            if positive > examined:
+                errors.setdefault("nodes_positive", []).append(
+                    gettext(
+                        "Positive lymph nodes (%(positive)s) cannot outnumber the nodes "
+                        "examined (%(examined)s)."
+                    )
+                    % {"positive": positive, "examined": examined}
+                )
+            elif self.ypn and self.ypn != self.YpN.NX and self.ypn != self.expected_ypn(positive):
+                errors.setdefault("ypn", []).append(
+                    gettext(
+                        "%(ypn)s does not match %(positive)s positive node(s): AJCC 8th gives "
+                        "%(expected)s (N0 none, N1 1–3, N2 4 or more)."
+                    )
+                    % {
+                        "ypn": self.ypn,
+                        "positive": positive,
+                        "expected": self.expected_ypn(positive),
+                    }
+                )
+        operation = self.operation if self.operation_id else None
+        if operation is not None:
+            required_if(
+                errors,
+                "margin_liver",
+                self.margin_liver,
+                operation.liver_resected,
+                gettext("Liver tissue was resected: give the liver margin."),
+            )
+            not_applicable_if(
+                errors,
+                "margin_liver",
+                self.margin_liver,
+                not operation.liver_resected,
+                gettext("No liver tissue was resected: leave the liver margin empty."),
+            )
+        raise_if(errors)
+
 
 class Complication(ClinicalModel):
     """A postoperative complication, graded by Clavien-Dindo and, where it applies, ISGPS."""
@@ -324,6 +473,25 @@ class Complication(ClinicalModel):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} CD {self.clavien_dindo}"
 
+    @property
+    def is_death(self) -> bool:
+        """Clavien-Dindo V is the death of the patient."""
+        return self.clavien_dindo == self.ClavienDindo.V
+
+    @property
+    def cci_weight(self) -> float:
+        return cci.cci([self.clavien_dindo]) if self.clavien_dindo else 0.0
+
+    def clean(self) -> None:
+        raise_if(
+            isgps.complication_errors(
+                kind=self.kind,
+                isgps_grade=self.isgps_grade,
+                clavien_dindo=self.clavien_dindo,
+                drain_amylase_u_l=self.drain_amylase_u_l,
+            )
+        )
+
 
 class Discharge(ClinicalModel):
     """Discharge after the index operation and readmissions; length of stay is derived."""
@@ -345,3 +513,49 @@ class Discharge(ClinicalModel):
 
     def __str__(self) -> str:
         return f"discharged {self.discharged_on:%Y-%m-%d}"
+
+    @property
+    def length_of_stay(self) -> int | None:
+        """Days from the operation to the discharge."""
+        if self.discharged_on is None or self.operation_id is None:
+            return None
+        return (self.discharged_on - self.operation.operated_on).days
+
+    def readmitted_within(self, days: int) -> bool:
+        """Readmitted within `days` days of the operation."""
+        if self.readmitted_on is None or self.operation_id is None:
+            return False
+        return (self.readmitted_on - self.operation.operated_on).days <= days
+
+    @property
+    def readmitted_30(self) -> bool:
+        return self.readmitted_within(30)
+
+    @property
+    def readmitted_90(self) -> bool:
+        return self.readmitted_within(90)
+
+    def clean(self) -> None:
+        errors: dict = {}
+        if self.readmitted_on and self.discharged_on and self.readmitted_on <= self.discharged_on:
+            errors.setdefault("readmitted_on", []).append(
+                gettext(
+                    "The readmission (%(readmitted)s) must be after the discharge (%(discharged)s)."
+                )
+                % {"readmitted": fmt(self.readmitted_on), "discharged": fmt(self.discharged_on)}
+            )
+        required_if(
+            errors,
+            "readmission_reason",
+            self.readmission_reason.strip(),
+            bool(self.readmitted_on),
+            gettext("Give the reason for the readmission."),
+        )
+        not_applicable_if(
+            errors,
+            "readmission_reason",
+            self.readmission_reason.strip(),
+            not self.readmitted_on,
+            gettext("A reason is given only with a readmission date."),
+        )
+        raise_if(errors)

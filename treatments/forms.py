@@ -108,7 +108,8 @@ class LineForm(CRFForm):
 class CycleForm(CRFForm):
     fieldsets = [
         (_("Cycle"), ["given_on", "weight_kg", "delay_days", "delay_reason"]),
-        (_("Supportive care and context"), ["gcsf", "adjuvant"]),
+        # `adjuvant` is derived from the operation date (surgery/refresh.py), never typed.
+        (_("Supportive care"), ["gcsf"]),
         (_("Dose reduction"), ["dose_reduction_reason"]),
     ]
 
@@ -120,7 +121,6 @@ class CycleForm(CRFForm):
             "delay_days",
             "delay_reason",
             "gcsf",
-            "adjuvant",
             "dose_reduction_reason",
         ]
 

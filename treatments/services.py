@@ -483,7 +483,8 @@ def cycle_record(
 ) -> ChemoCycle:
     """Record a new cycle of a regimen line, or save the edit of one, with its doses.
 
-    `cycle` carries its line, day-1 date, optional weight, delay, G-CSF and adjuvant flags;
+    `cycle` carries its line, day-1 date, optional weight, delay and G-CSF (adjuvant is derived
+    by the surgery app from the operation date);
     `doses` is the cycle's whole dose grid (one CycleDose per drug; for an edit, an existing
     row's `version` is the version the user's form was built from, and rows left out are
     voided). Derived: the cycle number (position within its line), the BSA (Mosteller, from

@@ -30,6 +30,7 @@ CLINICAL_FORMS: dict[str, tuple[str, ...]] = {
         "complication",
         "discharge",
     ),
+    "biobank": ("freezer", "rack", "box", "specimen", "custodyevent"),
 }
 
 

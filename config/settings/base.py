@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "treatments",
     "assessments",
     "surgery",
+    "biobank",
 ]
 
 MIDDLEWARE = [
