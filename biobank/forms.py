@@ -5,7 +5,7 @@ import re
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _l
+from django.utils.translation import gettext_lazy
 
 from biobank.models import Box, Specimen
 from trial.forms import CRFForm
@@ -24,9 +24,9 @@ class SpecimenForm(CRFForm):
     """A specimen taken at the patient's index operation."""
 
     confirm_weight = forms.BooleanField(
-        label=_l("Weight confirmed"),
+        label=gettext_lazy("Weight confirmed"),
         required=False,
-        help_text=_l("Tick to save a weight outside the usual 10–2000 mg."),
+        help_text=gettext_lazy("Tick to save a weight outside the usual 10–2000 mg."),
     )
 
     class Meta:
@@ -50,9 +50,9 @@ class SpecimenForm(CRFForm):
         }
 
     fieldsets = [
-        (_l("Specimen"), ["operation", "kind", "origin", "weight_mg", "confirm_weight"]),
+        (gettext_lazy("Specimen"), ["operation", "kind", "origin", "weight_mg", "confirm_weight"]),
         (
-            _l("Collection"),
+            gettext_lazy("Collection"),
             ["collected_at", "warm_ischaemia_min", "cold_ischaemia_min", "preservation"],
         ),
         ("", ["notes"]),
@@ -80,13 +80,13 @@ def parse_position(text: str) -> tuple[int, int] | None:
 
 class _EventForm(forms.Form):
     at = forms.DateTimeField(
-        label=_l("When"),
+        label=gettext_lazy("When"),
         widget=DateTimeInput,
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-        help_text=_l("Leave empty for now."),
+        help_text=gettext_lazy("Leave empty for now."),
         required=False,
     )
-    notes = forms.CharField(label=_l("Notes"), max_length=500, required=False)
+    notes = forms.CharField(label=gettext_lazy("Notes"), max_length=500, required=False)
 
     def add_service_error(self, error) -> None:
         if hasattr(error, "error_dict"):
@@ -102,11 +102,11 @@ class _EventForm(forms.Form):
 class PlaceForm(_EventForm):
     """Store or move: a box of the specimen's site and a position such as B7."""
 
-    box = forms.ModelChoiceField(label=_l("Box"), queryset=Box.objects.none())
+    box = forms.ModelChoiceField(label=gettext_lazy("Box"), queryset=Box.objects.none())
     position = forms.CharField(
-        label=_l("Position"),
+        label=gettext_lazy("Position"),
         max_length=4,
-        help_text=_l("Row letter and column number, e.g. B7."),
+        help_text=gettext_lazy("Row letter and column number, e.g. B7."),
     )
 
     field_order = ["box", "position", "at", "notes"]
@@ -130,13 +130,13 @@ class PlaceForm(_EventForm):
 
 
 class AliquotForm(_EventForm):
-    count = forms.IntegerField(label=_l("Number of aliquots"), min_value=1, max_value=20)
+    count = forms.IntegerField(label=gettext_lazy("Number of aliquots"), min_value=1, max_value=20)
     weight_mg_each = forms.DecimalField(
-        label=_l("Weight of each (mg)"), max_digits=7, decimal_places=1
+        label=gettext_lazy("Weight of each (mg)"), max_digits=7, decimal_places=1
     )
     preservation = forms.ChoiceField(
-        label=_l("Preservation"),
-        choices=[("", _l("Same as the parent")), *Specimen.Preservation.choices],
+        label=gettext_lazy("Preservation"),
+        choices=[("", gettext_lazy("Same as the parent")), *Specimen.Preservation.choices],
         required=False,
     )
 
@@ -148,16 +148,16 @@ class ThawForm(_EventForm):
 
 
 class ShipForm(_EventForm):
-    destination = forms.CharField(label=_l("Destination laboratory"), max_length=200)
+    destination = forms.CharField(label=gettext_lazy("Destination laboratory"), max_length=200)
 
     field_order = ["destination", "at", "notes"]
 
 
 class DestroyForm(_EventForm):
     reason = forms.CharField(
-        label=_l("Reason for the destruction"),
+        label=gettext_lazy("Reason for the destruction"),
         max_length=500,
-        help_text=_l("e.g. biobank consent withdrawn; kept in the chain of custody."),
+        help_text=gettext_lazy("e.g. biobank consent withdrawn; kept in the chain of custody."),
     )
 
     field_order = ["reason", "at"]
@@ -168,14 +168,18 @@ class DestroyForm(_EventForm):
 
 
 class SearchForm(forms.Form):
-    q = forms.CharField(label=_l("Specimen or subject code"), required=False, max_length=32)
+    q = forms.CharField(
+        label=gettext_lazy("Specimen or subject code"), required=False, max_length=32
+    )
     kind = forms.ChoiceField(
-        label=_l("Type"), required=False, choices=[("", _l("Any")), *Specimen.Kind.choices]
+        label=gettext_lazy("Type"),
+        required=False,
+        choices=[("", gettext_lazy("Any")), *Specimen.Kind.choices],
     )
     state = forms.ChoiceField(
-        label=_l("Custody status"),
+        label=gettext_lazy("Custody status"),
         required=False,
-        choices=[("", _l("Any")), *Specimen.State.choices],
+        choices=[("", gettext_lazy("Any")), *Specimen.State.choices],
     )
 
 

@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _l
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from biobank import labels, selectors, services
@@ -45,12 +45,12 @@ ACTIONS = {
     "destroy": (DestroyForm, "biobank.change_specimen", ("collected", "stored", "thawed")),
 }
 ACTION_LABELS = {
-    "store": _l("Store"),
-    "move": _l("Move"),
-    "aliquot": _l("Aliquot"),
-    "thaw": _l("Thaw"),
-    "ship": _l("Ship"),
-    "destroy": _l("Destroy"),
+    "store": gettext_lazy("Store"),
+    "move": gettext_lazy("Move"),
+    "aliquot": gettext_lazy("Aliquot"),
+    "thaw": gettext_lazy("Thaw"),
+    "ship": gettext_lazy("Ship"),
+    "destroy": gettext_lazy("Destroy"),
 }
 
 
