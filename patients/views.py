@@ -5,9 +5,8 @@ patient of another site is a 404 before any permission is considered.
 """
 
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -34,12 +33,10 @@ from patients.models import (
     PatientIdentity,
     Withdrawal,
 )
-from trial.forms import VoidForm
 from trial.http import is_htmx
 from trial.panels import patient_panels
 from trial.scoping import sites_for
-from trial.services import StaleRecordError
-from trial.views import crf_submit
+from trial.views import crf_submit, void_page
 
 FORM_PAGE = "patients/crf_form.html"
 
@@ -237,26 +234,18 @@ def consent_edit(
 def consent_void(request: HttpRequest, patient_id: int, consent_id: int) -> HttpResponse:
     patient = selectors.patient_get(patient_id=patient_id, user=request.user)
     consent = get_object_or_404(Consent.objects.active().filter(patient=patient), pk=consent_id)
-    form = VoidForm(
-        request.POST if request.method == "POST" else None, initial={"version": consent.version}
+    return void_page(
+        request,
+        patient=patient,
+        record=consent,
+        title=_("Void consent"),
+        cancel_url=reverse("patients:patient-detail", args=[patient.pk]),
+        void=lambda reason, version: services.consent_void(
+            consent=consent, user=request.user, reason=reason, expected_version=version
+        ),
+        done=_("The consent was voided; it stays in the audit trail."),
+        template="patients/void_form.html",
     )
-    if form.is_valid():
-        try:
-            services.consent_void(
-                consent=consent,
-                user=request.user,
-                reason=form.cleaned_data["void_reason"],
-                expected_version=form.cleaned_data["version"],
-            )
-        except StaleRecordError as conflict:
-            form.add_error(None, str(conflict))
-        except ValidationError as error:
-            form.add_error("void_reason" if hasattr(error, "error_dict") else None, error)
-        else:
-            messages.success(request, _("The consent was voided; it stays in the audit trail."))
-            return redirect("patients:patient-detail", patient_id=patient.pk)
-    context = {"patient": patient, "form": form, "record": consent, "title": _("Void consent")}
-    return render(request, "patients/void_form.html", context)
 
 
 @login_required

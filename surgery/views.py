@@ -31,9 +31,8 @@ from surgery.forms import (
     PostopLabForm,
 )
 from surgery.models import Complication, Discharge, MdtDecision, Operation, Pathology
-from trial.forms import VoidForm
 from trial.services import StaleRecordError
-from trial.views import crf_submit
+from trial.views import crf_submit, void_page
 
 FORM_PAGE = "surgery/crf_form.html"
 
@@ -68,34 +67,8 @@ def _crf_page(request, *, patient, form, title, save, cancel_url, extra=None) ->
     )
 
 
-def _void_page(request, *, patient, record, title, cancel_url, void, done) -> HttpResponse:
-    form = VoidForm(
-        request.POST if request.method == "POST" else None, initial={"version": record.version}
-    )
-    if form.is_valid():
-        try:
-            void(form.cleaned_data["void_reason"], form.cleaned_data["version"])
-        except StaleRecordError as conflict:
-            form.add_error(None, str(conflict))
-        except ValidationError as error:
-            if hasattr(error, "error_dict"):
-                for field, items in error.error_dict.items():
-                    target = field if field in form.fields else None
-                    for item in items:
-                        form.add_error(target, item.messages)
-            else:
-                form.add_error(None, error.messages)
-        else:
-            messages.success(request, done)
-            return redirect(cancel_url)
-    context = {
-        "patient": patient,
-        "form": form,
-        "record": record,
-        "title": title,
-        "cancel_url": cancel_url,
-    }
-    return render(request, "surgery/void_form.html", context)
+def _void_page(request, **kwargs) -> HttpResponse:
+    return void_page(request, template="surgery/void_form.html", **kwargs)
 
 
 # --- overview -------------------------------------------------------------------------------

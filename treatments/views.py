@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,9 +24,7 @@ from patients.selectors import patient_get
 from treatments import regimens, selectors, services
 from treatments.forms import AdverseEventForm, CycleForm, DoseForm, LineForm
 from treatments.models import AdverseEvent, ChemoCycle, CycleDose, RegimenLine
-from trial.forms import VoidForm
-from trial.services import StaleRecordError
-from trial.views import crf_submit
+from trial.views import crf_submit, void_page
 
 EXTRA_DOSE_ROWS = 3  # empty rows offered for the drugs of an "other" regimen
 
@@ -125,34 +122,8 @@ def line_edit(request: HttpRequest, patient_id: int, line_id: int) -> HttpRespon
     return _line_page(request, patient, form, save, title)
 
 
-def _void_page(request, *, patient, record, title, cancel_url, void, done):
-    form = VoidForm(
-        request.POST if request.method == "POST" else None, initial={"version": record.version}
-    )
-    if form.is_valid():
-        try:
-            void(form.cleaned_data["void_reason"], form.cleaned_data["version"])
-        except StaleRecordError as conflict:
-            form.add_error(None, str(conflict))
-        except ValidationError as error:
-            if hasattr(error, "error_dict"):
-                for field, items in error.error_dict.items():
-                    target = field if field in form.fields else None
-                    for item in items:
-                        form.add_error(target, item.messages)
-            else:
-                form.add_error(None, error.messages)
-        else:
-            messages.success(request, done)
-            return redirect(cancel_url)
-    context = {
-        "patient": patient,
-        "form": form,
-        "record": record,
-        "title": title,
-        "cancel_url": cancel_url,
-    }
-    return render(request, "treatments/void_form.html", context)
+def _void_page(request, **kwargs) -> HttpResponse:
+    return void_page(request, template="treatments/void_form.html", **kwargs)
 
 
 @login_required

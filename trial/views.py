@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from trial.forms import CRFForm
+from trial.forms import CRFForm, VoidForm
 from trial.services import StaleRecordError
 
 
@@ -80,3 +80,45 @@ def crf_submit(
             messages.success(request, _("Saved."))
             return redirect(success_url)
     return render(request, template, {**context, "forms": forms, "form": main}, status=200)
+
+
+def void_page(
+    request: HttpRequest,
+    *,
+    patient: object,
+    record: object,
+    title: str,
+    cancel_url: str,
+    void: Callable[[str, int | None], object],
+    done: str,
+    template: str,
+) -> HttpResponse:
+    """The confirm-and-void page of a record: asks for the reason, calls `void(reason, version)`
+    and returns to `cancel_url`. A stale version or a refusal from the service is shown on the
+    form; nothing changes then."""
+    form = VoidForm(
+        request.POST if request.method == "POST" else None, initial={"version": record.version}
+    )
+    if form.is_valid():
+        try:
+            void(form.cleaned_data["void_reason"], form.cleaned_data["version"])
+        except StaleRecordError as conflict:
+            form.add_error(None, str(conflict))
+        except ValidationError as error:
+            by_field = error.error_dict if hasattr(error, "error_dict") else {None: [error]}
+            for field, errors in by_field.items():
+                target = field if field in form.fields else None
+                for item in errors:
+                    for message in item.messages:
+                        form.add_error(target, message)
+        else:
+            messages.success(request, done)
+            return redirect(cancel_url)
+    context = {
+        "patient": patient,
+        "form": form,
+        "record": record,
+        "title": title,
+        "cancel_url": cancel_url,
+    }
+    return render(request, template, context)

@@ -4,11 +4,10 @@ Every page loads the patient through `patients.selectors.patient_get` first: a p
 another site is a 404 before anything else is read.
 """
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -19,9 +18,7 @@ from assessments.models import ImagingStudy, ResponseEvaluation
 from assessments.selectors import imaging as selectors
 from assessments.services import imaging as services
 from patients.selectors import patient_get
-from trial.forms import VoidForm
-from trial.services import StaleRecordError
-from trial.views import crf_submit
+from trial.views import crf_submit, void_page
 
 
 def _study(patient, study_id: int) -> ImagingStudy:
@@ -51,33 +48,8 @@ def _form_page(request, *, forms, save, success_url, template, context) -> HttpR
     return render(request, template, {**context, "forms": forms, "form": forms[0]})
 
 
-def _void_page(request, *, patient, record, title, cancel_url, void, done) -> HttpResponse:
-    form = VoidForm(
-        request.POST if request.method == "POST" else None, initial={"version": record.version}
-    )
-    if form.is_valid():
-        try:
-            void(reason=form.cleaned_data["void_reason"], version=form.cleaned_data["version"])
-        except StaleRecordError as conflict:
-            form.add_error(None, str(conflict))
-        except ValidationError as error:
-            by_field = error.error_dict if hasattr(error, "error_dict") else {None: [error]}
-            for field, errors in by_field.items():
-                target = field if field in form.fields else None
-                for item in errors:
-                    for message in item.messages:
-                        form.add_error(target, message)
-        else:
-            messages.success(request, done)
-            return redirect(cancel_url)
-    context = {
-        "patient": patient,
-        "form": form,
-        "record": record,
-        "title": title,
-        "cancel_url": cancel_url,
-    }
-    return render(request, "assessments/imaging/void.html", context)
+def _void_page(request, **kwargs) -> HttpResponse:
+    return void_page(request, template="assessments/imaging/void.html", **kwargs)
 
 
 # --- imaging --------------------------------------------------------------------------------
