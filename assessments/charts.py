@@ -305,32 +305,43 @@ def _mdt_flag(x: float, y: float) -> str:
     return (
         f'<g><path d="M{_num(x)} {_num(y + 14)} V{_num(y)} h12 l-3 4 l3 4 h-12" '
         f'fill="#1d4e89" stroke="#1d4e89" stroke-width="1.2"/>'
-        f"{_text(x + 15, y + 8, _('MDT'), size=9, font_weight='700', fill='#1d4e89')}"
+        # "MDT" is the abbreviation in both languages; the tooltip carries the words.
+        f"{_text(x + 15, y + 8, 'MDT', size=9, font_weight='700', fill='#1d4e89')}"
         f"{_title(_('Referred to the MDT for surgery'))}</g>"
     )
 
 
+def _text_width(text: str, size: float) -> float:
+    """Approximate rendered width: CJK characters are about one em wide, Latin ~0.56 em."""
+    return sum(size if ord(char) >= 0x2E80 else 0.56 * size for char in text)
+
+
 def _legend(y: float) -> list[str]:
-    """Two rows: the response shapes; then the baseline study, a cycle and an MDT referral."""
+    """Two rows: the response shapes; then the baseline study, a cycle and an MDT referral.
+    Items are laid out by the width of their (translated) labels, so no language overlaps."""
     body = []
     x = 8.0
     for code, name in _response_names().items():
         body.append(marker(code, x + 6, y, size=6))
         label = "%s %s" % (code, name)
         body.append(_text(x + 16, y + 4, label, size=10))
-        x += 30 + 5.6 * len(label)
+        x += 16 + _text_width(label, 10) + 14
     y += 20
     body.append(
         f'<circle cx="14" cy="{_num(y)}" r="4" fill="#fff" stroke="#1b2430" stroke-width="1.5"/>'
     )
-    body.append(_text(24, y + 4, _("BL RECIST baseline study"), size=10))
+    label = _("BL RECIST baseline study")
+    body.append(_text(24, y + 4, label, size=10))
+    x = 24 + _text_width(label, 10) + 16
     body.append(
-        f'<line x1="200" y1="{_num(y - 7)}" x2="200" y2="{_num(y + 7)}" stroke="#1b2430" '
-        f'stroke-width="1.5"/>'
+        f'<line x1="{_num(x)}" y1="{_num(y - 7)}" x2="{_num(x)}" y2="{_num(y + 7)}" '
+        f'stroke="#1b2430" stroke-width="1.5"/>'
     )
-    body.append(_text(208, y + 4, _("C1, C2 … chemotherapy cycles (day 1)"), size=10))
-    body.append(_mdt_flag(420, y - 8))
-    body.append(_text(470, y + 4, _("referred to the MDT"), size=10))
+    label = _("C1, C2 … chemotherapy cycles (day 1)")
+    body.append(_text(x + 8, y + 4, label, size=10))
+    x += 8 + _text_width(label, 10) + 16
+    body.append(_mdt_flag(x, y - 8))
+    body.append(_text(x + 50, y + 4, _("referred to the MDT"), size=10))
     return body
 
 
