@@ -244,7 +244,6 @@ def consent_void(request: HttpRequest, patient_id: int, consent_id: int) -> Http
             consent=consent, user=request.user, reason=reason, expected_version=version
         ),
         done=_("The consent was voided; it stays in the audit trail."),
-        template="patients/void_form.html",
     )
 
 

@@ -67,10 +67,6 @@ def _crf_page(request, *, patient, form, title, save, cancel_url, extra=None) ->
     )
 
 
-def _void_page(request, **kwargs) -> HttpResponse:
-    return void_page(request, template="surgery/void_form.html", **kwargs)
-
-
 # --- overview -------------------------------------------------------------------------------
 
 
@@ -163,7 +159,7 @@ def mdt_void(request: HttpRequest, patient_id: int, decision_id: int) -> HttpRes
             decision=decision, user=request.user, reason=reason, expected_version=version
         )
 
-    return _void_page(
+    return void_page(
         request,
         patient=patient,
         record=decision,
@@ -346,7 +342,7 @@ def complication_void(request: HttpRequest, patient_id: int, complication_id: in
             complication=complication, user=request.user, reason=reason, expected_version=version
         )
 
-    return _void_page(
+    return void_page(
         request,
         patient=patient,
         record=complication,

@@ -122,10 +122,6 @@ def line_edit(request: HttpRequest, patient_id: int, line_id: int) -> HttpRespon
     return _line_page(request, patient, form, save, title)
 
 
-def _void_page(request, **kwargs) -> HttpResponse:
-    return void_page(request, template="treatments/void_form.html", **kwargs)
-
-
 @login_required
 @permission_required("treatments.change_regimenline", raise_exception=True)
 @require_http_methods(["GET", "POST"])
@@ -136,7 +132,7 @@ def line_void(request: HttpRequest, patient_id: int, line_id: int) -> HttpRespon
     def void(reason, version):
         services.line_void(line=line, user=request.user, reason=reason, expected_version=version)
 
-    return _void_page(
+    return void_page(
         request,
         patient=patient,
         record=line,
@@ -382,7 +378,7 @@ def cycle_void(request: HttpRequest, patient_id: int, cycle_id: int) -> HttpResp
     def void(reason, version):
         services.cycle_void(cycle=cycle, user=request.user, reason=reason, expected_version=version)
 
-    return _void_page(
+    return void_page(
         request,
         patient=patient,
         record=cycle,
@@ -469,7 +465,7 @@ def ae_void(request: HttpRequest, patient_id: int, event_id: int) -> HttpRespons
             event=event, user=request.user, reason=reason, expected_version=version
         )
 
-    return _void_page(
+    return void_page(
         request,
         patient=patient,
         record=event,

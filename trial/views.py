@@ -91,7 +91,7 @@ def void_page(
     cancel_url: str,
     void: Callable[[str, int | None], object],
     done: str,
-    template: str,
+    template: str = "trial/void_form.html",
 ) -> HttpResponse:
     """The confirm-and-void page of a record: asks for the reason, calls `void(reason, version)`
     and returns to `cancel_url`. A stale version or a refusal from the service is shown on the

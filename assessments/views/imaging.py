@@ -48,10 +48,6 @@ def _form_page(request, *, forms, save, success_url, template, context) -> HttpR
     return render(request, template, {**context, "forms": forms, "form": forms[0]})
 
 
-def _void_page(request, **kwargs) -> HttpResponse:
-    return void_page(request, template="assessments/imaging/void.html", **kwargs)
-
-
 # --- imaging --------------------------------------------------------------------------------
 
 
@@ -119,7 +115,7 @@ def imaging_void(request: HttpRequest, patient_id: int, study_id: int) -> HttpRe
     study = _study(patient, study_id)
     if study.is_voided:
         raise Http404("This imaging study is already voided.")
-    return _void_page(
+    return void_page(
         request,
         patient=patient,
         record=study,
@@ -199,7 +195,7 @@ def evaluation_void(request: HttpRequest, patient_id: int, evaluation_id: int) -
     evaluation = _evaluation(patient, evaluation_id)
     if evaluation.is_voided:
         raise Http404("This evaluation is already voided.")
-    return _void_page(
+    return void_page(
         request,
         patient=patient,
         record=evaluation,
