@@ -3,6 +3,7 @@ withdrawal. Each is one transaction; cross-form date rules live here, row rules 
 """
 
 import math
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -30,6 +31,48 @@ from trial.validation import fmt, not_before, not_in_future, raise_if
 
 def _today(today: date | None) -> date:
     return today or timezone.localdate()
+
+
+@dataclass(frozen=True)
+class StudyPeriod:
+    """The dates a patient's clinical forms may carry: from the enrollment to the withdrawal.
+
+    Every app checks its form dates through it, so a new bound (death, with follow-up) is
+    added here once.
+    """
+
+    enrollment: Enrollment
+    withdrawal: Withdrawal | None
+
+    def check(
+        self, errors: dict, field: str, value: date | None, *, label: str, today: date
+    ) -> None:
+        """Add errors for `field` when `value` is in the future, before the enrollment or
+        after the withdrawal; `label` names the date ("Cycle date (12 Mar 2026) is …")."""
+        not_in_future(errors, field, value, today=today)
+        if value is None:
+            return
+        params = {"label": label, "value": fmt(value)}
+        if value < self.enrollment.enrolled_on:
+            errors.setdefault(field, []).append(
+                _("%(label)s (%(value)s) is before the enrollment (%(other)s).")
+                % {**params, "other": fmt(self.enrollment.enrolled_on)}
+            )
+        if self.withdrawal and value > self.withdrawal.withdrawn_on:
+            errors.setdefault(field, []).append(
+                _("%(label)s (%(value)s) is after the withdrawal (%(other)s).")
+                % {**params, "other": fmt(self.withdrawal.withdrawn_on)}
+            )
+
+
+def study_period(*, patient: Patient, what: str) -> StudyPeriod:
+    """The patient's study period (two queries). Raises ValidationError "Enroll the patient
+    before recording `what`." when the patient is not enrolled."""
+    enrollment = Enrollment.objects.active().filter(patient=patient).first()
+    if enrollment is None:
+        raise ValidationError(_("Enroll the patient before recording %(what)s.") % {"what": what})
+    withdrawal = Withdrawal.objects.active().filter(patient=patient).first()
+    return StudyPeriod(enrollment=enrollment, withdrawal=withdrawal)
 
 
 def subject_code_next(*, site: Site) -> str:

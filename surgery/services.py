@@ -18,7 +18,8 @@ from django.utils.translation import gettext as _
 
 from assessments.models import LabPanel, ResponseEvaluation
 from assessments.services.labs import lab_panel_record
-from patients.models import Enrollment, Patient, Withdrawal
+from patients.models import Enrollment, Patient
+from patients.services import study_period
 from surgery import postop
 from surgery.models import Complication, Discharge, MdtDecision, MdtEvidence, Operation, Pathology
 from trial.derived import patient_records_changed
@@ -54,17 +55,6 @@ def _row_errors(errors: dict, instance: AuditedModel) -> None:
             errors.setdefault(name, []).extend(items)
 
 
-def _enrollment(patient: Patient) -> Enrollment:
-    enrollment = Enrollment.objects.active().filter(patient=patient).first()
-    if enrollment is None:
-        raise ValidationError(_("Enroll the patient before recording surgery data."))
-    return enrollment
-
-
-def _withdrawal(patient: Patient) -> Withdrawal | None:
-    return Withdrawal.objects.active().filter(patient=patient).first()
-
-
 def _check_window(
     errors: dict,
     field: str,
@@ -74,29 +64,12 @@ def _check_window(
     patient: Patient,
     today: date,
 ) -> Enrollment:
-    """`value` is not in the future, not before the enrollment, not after a withdrawal.
+    """`value` lies in the patient's study period (patients.services.StudyPeriod).
 
     Returns the enrollment; ValidationError when the patient is not enrolled."""
-    enrollment = _enrollment(patient)
-    not_in_future(errors, field, value, today=today)
-    if value is None:
-        return enrollment
-    if value < enrollment.enrolled_on:
-        _add(
-            errors,
-            field,
-            _("%(label)s (%(value)s) is before the enrollment (%(other)s).")
-            % {"label": label, "value": fmt(value), "other": fmt(enrollment.enrolled_on)},
-        )
-    withdrawal = _withdrawal(patient)
-    if withdrawal and value > withdrawal.withdrawn_on:
-        _add(
-            errors,
-            field,
-            _("%(label)s (%(value)s) is after the withdrawal (%(other)s).")
-            % {"label": label, "value": fmt(value), "other": fmt(withdrawal.withdrawn_on)},
-        )
-    return enrollment
+    period = study_period(patient=patient, what=_("surgery data"))
+    period.check(errors, field, value, label=label, today=today)
+    return period.enrollment
 
 
 def _not_before_operation(

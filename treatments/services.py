@@ -16,13 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from patients.models import Enrollment, Patient, Withdrawal
+from patients.models import Patient
+from patients.services import study_period
 from treatments import regimens, selectors
 from treatments.models import AdverseEvent, ChemoCycle, CycleDose, Drug, RegimenLine
 from trial.derived import patient_records_changed
 from trial.models import AuditedModel
 from trial.services import StaleRecordError, clinical_save, clinical_void
-from trial.validation import fmt, not_in_future, raise_if
+from trial.validation import fmt, raise_if
 
 # Bookkeeping columns that do not make an edit.
 _BOOKKEEPING = {"updated_at", "updated_by", "version", "created_at", "created_by"}
@@ -98,51 +99,6 @@ def _check_version(stored: AuditedModel, instance: AuditedModel, expected: int |
         )
 
 
-def _enrollment(patient: Patient) -> Enrollment:
-    enrollment = Enrollment.objects.active().filter(patient=patient).first()
-    if enrollment is None:
-        raise ValidationError(_("Enroll the patient before recording chemotherapy."))
-    return enrollment
-
-
-def _withdrawal(patient: Patient) -> Withdrawal | None:
-    return Withdrawal.objects.active().filter(patient=patient).first()
-
-
-def _check_window(
-    errors: dict,
-    field: str,
-    value: date | None,
-    *,
-    label: str,
-    enrollment: Enrollment,
-    withdrawal: Withdrawal | None,
-    today: date,
-) -> None:
-    """`value` is not in the future, not before enrollment, not after a withdrawal.
-
-    `label` names the date in the messages, e.g. "Cycle date (12 Mar 2026) is before the
-    enrollment (14 Mar 2026)."
-    """
-    not_in_future(errors, field, value, today=today)
-    if value is None:
-        return
-    if value < enrollment.enrolled_on:
-        _add(
-            errors,
-            field,
-            _("%(label)s (%(value)s) is before the enrollment (%(other)s).")
-            % {"label": label, "value": fmt(value), "other": fmt(enrollment.enrolled_on)},
-        )
-    if withdrawal and value > withdrawal.withdrawn_on:
-        _add(
-            errors,
-            field,
-            _("%(label)s (%(value)s) is after the withdrawal (%(other)s).")
-            % {"label": label, "value": fmt(value), "other": fmt(withdrawal.withdrawn_on)},
-        )
-
-
 # --- regimen lines --------------------------------------------------------------------------
 
 
@@ -158,15 +114,13 @@ def _check_line(line: RegimenLine, *, others: list[RegimenLine], today: date) ->
     """The cross-record rules of a line numbered `line.line_number` among `others` (the
     patient's other active lines); returns the errors, keyed by field."""
     patient = line.patient
-    enrollment = _enrollment(patient)
+    period = study_period(patient=patient, what=_("chemotherapy"))
     errors: dict = {}
-    _check_window(
+    period.check(
         errors,
         "started_on",
         line.started_on,
         label=_("Start of line %(number)s") % {"number": line.line_number},
-        enrollment=enrollment,
-        withdrawal=_withdrawal(patient),
         today=today,
     )
     if line.line_number == 1 and line.change_reason:
@@ -510,17 +464,9 @@ def cycle_record(
     if cycle.pk:
         stored = ChemoCycle._base_manager.select_for_update().get(pk=cycle.pk)
         _check_version(stored, cycle, expected_version)
-    enrollment = _enrollment(patient)
+    period = study_period(patient=patient, what=_("chemotherapy"))
     errors: dict = {}
-    _check_window(
-        errors,
-        "given_on",
-        cycle.given_on,
-        label=_("Cycle date"),
-        enrollment=enrollment,
-        withdrawal=_withdrawal(patient),
-        today=today,
-    )
+    period.check(errors, "given_on", cycle.given_on, label=_("Cycle date"), today=today)
     if cycle.given_on and line.started_on and cycle.given_on < line.started_on:
         _add(
             errors,
@@ -733,19 +679,10 @@ def adverse_event_save(
     if event.pk:
         stored = AdverseEvent._base_manager.select_for_update().get(pk=event.pk)
         _check_version(stored, event, expected_version)
-    enrollment = _enrollment(patient)
-    withdrawal = _withdrawal(patient)
+    period = study_period(patient=patient, what=_("chemotherapy"))
     errors: dict = {}
     for field, label in (("onset_on", _("Onset")), ("resolved_on", _("Resolution"))):
-        _check_window(
-            errors,
-            field,
-            getattr(event, field),
-            label=label,
-            enrollment=enrollment,
-            withdrawal=withdrawal,
-            today=today,
-        )
+        period.check(errors, field, getattr(event, field), label=label, today=today)
     lines = list(RegimenLine.objects.filter(patient=patient))
     if event.line_id is None and event.onset_on:
         event.line = _line_in_effect([x for x in lines if not x.is_voided], event.onset_on)

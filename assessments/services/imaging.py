@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from assessments import recist
 from assessments.models import ImagingStudy, LabPanel, LabResult, ResponseEvaluation, TargetLesion
 from patients.models import Baseline, Enrollment, Patient, Screening, Withdrawal
+from patients.services import study_period
 from treatments.selectors import cycles_completed as cycles_completed_on
 from trial.services import clinical_save, clinical_void
 from trial.validation import fmt, not_before, not_in_future, raise_if
@@ -64,10 +65,7 @@ def _lock_patient(patient_id: int) -> Patient:
 
 
 def _check_enrolled(patient: Patient, what: str) -> Enrollment:
-    enrollment = Enrollment.objects.active().filter(patient=patient).first()
-    if enrollment is None:
-        raise ValidationError(_("Enroll the patient before recording %(what)s.") % {"what": what})
-    return enrollment
+    return study_period(patient=patient, what=what).enrollment
 
 
 def _check_withdrawal(errors: dict, patient: Patient, field: str, value: date | None) -> None:
