@@ -28,8 +28,8 @@ def _after_cycles(patient, user) -> None:
 
 
 def _refresh(*, patient, user, source: str) -> None:
-    if source.startswith("assessments."):
-        return  # the assessments services keep their own values current
+    if not source.startswith("treatments."):
+        return  # only chemotherapy feeds these values; the rest would be wasted work
     if LabPanel.objects.active().filter(patient=patient).exists():
         _after_cycles(patient, user)
         lab_panels_regrade(patient=patient, user=user)
