@@ -20,7 +20,7 @@ from django.utils.translation import gettext_noop
 
 from biobank.models import Box, CustodyEvent, Specimen, position_label
 from patients.models import Enrollment, Patient, Withdrawal
-from patients.services import consent_current
+from patients.services import consent_current, death_check
 from surgery.models import Operation
 from trial.services import clinical_save
 from trial.validation import fmt, raise_if
@@ -230,6 +230,9 @@ def specimen_collect(
                 _("Collection (%(value)s) is after the withdrawal (%(withdrawn)s).")
                 % {"value": fmt(collected_on), "withdrawn": fmt(withdrawal.withdrawn_on)}
             )
+        death_check(
+            errors, "collected_at", collected_on, died_on=patient.died_on, label=_("Collection")
+        )
     weight = specimen.weight_mg
     if weight is not None and weight <= 0:
         errors.setdefault("weight_mg", []).append(

@@ -34,6 +34,8 @@ class Patient(AuditedModel):
         SCREEN_FAILED = "screen_failed", _("Screen failure")
         ENROLLED = "enrolled", _("Enrolled")
         WITHDRAWN = "withdrawn", _("Withdrawn")
+        DECEASED = "deceased", _("Deceased")
+        LOST = "lost", _("Lost to follow-up")
 
     site = models.ForeignKey(
         Site, on_delete=models.PROTECT, related_name="patients", verbose_name=_("site")
@@ -44,6 +46,9 @@ class Patient(AuditedModel):
         _("status"), max_length=16, choices=Status.choices, default=Status.SCREENING
     )
     cohort = models.CharField(_("cohort"), max_length=16, choices=Cohort.choices, blank=True)
+    # Kept by followup's death service (patients.services.patient_death_set): the last date any
+    # clinical form of the patient may carry.
+    died_on = models.DateField(_("date of death"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("patient")

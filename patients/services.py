@@ -43,12 +43,14 @@ class StudyPeriod:
 
     enrollment: Enrollment
     withdrawal: Withdrawal | None
+    died_on: date | None = None
 
     def check(
         self, errors: dict, field: str, value: date | None, *, label: str, today: date
     ) -> None:
-        """Add errors for `field` when `value` is in the future, before the enrollment or
-        after the withdrawal; `label` names the date ("Cycle date (12 Mar 2026) is …")."""
+        """Add errors for `field` when `value` is in the future, before the enrollment, after
+        the withdrawal or after the death; `label` names the date ("Cycle date (12 Mar 2026)
+        is …")."""
         not_in_future(errors, field, value, today=today)
         if value is None:
             return
@@ -63,6 +65,19 @@ class StudyPeriod:
                 _("%(label)s (%(value)s) is after the withdrawal (%(other)s).")
                 % {**params, "other": fmt(self.withdrawal.withdrawn_on)}
             )
+        death_check(errors, field, value, died_on=self.died_on, label=label)
+
+
+def death_check(
+    errors: dict, field: str, value: date | None, *, died_on: date | None, label: str
+) -> None:
+    """Add an error for `field` when `value` is after the patient's death (`Patient.died_on`):
+    no clinical form is dated after it."""
+    if died_on and value and value > died_on:
+        errors.setdefault(field, []).append(
+            _("%(label)s (%(value)s) is after the date of death (%(other)s).")
+            % {"label": label, "value": fmt(value), "other": fmt(died_on)}
+        )
 
 
 def study_period(*, patient: Patient, what: str) -> StudyPeriod:
@@ -72,7 +87,7 @@ def study_period(*, patient: Patient, what: str) -> StudyPeriod:
     if enrollment is None:
         raise ValidationError(_("Enroll the patient before recording %(what)s.") % {"what": what})
     withdrawal = Withdrawal.objects.active().filter(patient=patient).first()
-    return StudyPeriod(enrollment=enrollment, withdrawal=withdrawal)
+    return StudyPeriod(enrollment=enrollment, withdrawal=withdrawal, died_on=patient.died_on)
 
 
 def subject_code_next(*, site: Site) -> str:
@@ -397,6 +412,7 @@ def patient_enroll(
         reason="Enrolled",
         cohort=enrollment.cohort,
     )
+    patient_records_changed(patient=patient, user=user, source="patients.enrollment")
     return saved
 
 
@@ -432,6 +448,7 @@ def enrollment_update(
             reason=reason,
             cohort=saved.cohort,
         )
+    patient_records_changed(patient=patient, user=user, source="patients.enrollment")
     return saved
 
 
@@ -492,13 +509,15 @@ def baseline_save(
         _check_after_enrollment_window(baseline.assessed_on, enrollment, "assessed_on")
     if baseline.height_cm and baseline.weight_kg:
         baseline.bsa_m2 = bsa_mosteller(height_cm=baseline.height_cm, weight_kg=baseline.weight_kg)
-    return clinical_save(
+    saved = clinical_save(
         baseline,
         user=user,
         expected_version=expected_version,
         reason=reason,
         complete=complete,
     )
+    patient_records_changed(patient=saved.patient, user=user, source="patients.baseline")
+    return saved
 
 
 @transaction.atomic
@@ -541,8 +560,32 @@ def withdrawal_save(
         reason=reason,
         complete=complete,
     )
-    if patient.status != Patient.Status.WITHDRAWN:
+    if patient.status in (Patient.Status.ENROLLED, Patient.Status.LOST):
         _patient_set_status(
             patient, user=user, status=Patient.Status.WITHDRAWN, reason="Withdrawal recorded"
         )
+    patient_records_changed(patient=patient, user=user, source="patients.withdrawal")
     return saved
+
+
+def patient_vital_status_set(
+    *, patient: Patient, user: AbstractBaseUser, died_on: date | None, lost: bool
+) -> Patient:
+    """Set the patient's date of death and status from the follow-up records (called by the
+    follow-up services, which own death and loss to follow-up): deceased when a death is
+    recorded, else lost to follow-up, else withdrawn or enrolled. Saves only on a change."""
+    locked = Patient.objects.select_for_update().get(pk=patient.pk)
+    if died_on:
+        status = Patient.Status.DECEASED
+    elif lost:
+        status = Patient.Status.LOST
+    elif Withdrawal.objects.active().filter(patient=locked).exists():
+        status = Patient.Status.WITHDRAWN
+    else:
+        status = Patient.Status.ENROLLED
+    if locked.died_on != died_on or locked.status != status:
+        _patient_set_status(
+            locked, user=user, status=status, reason="Vital status from follow-up", died_on=died_on
+        )
+    patient.died_on, patient.status, patient.version = locked.died_on, locked.status, locked.version
+    return locked

@@ -31,6 +31,8 @@ CLINICAL_FORMS: dict[str, tuple[str, ...]] = {
         "discharge",
     ),
     "biobank": ("freezer", "rack", "box", "specimen", "custodyevent"),
+    "followup": ("followupcontact", "recurrence", "death", "losttofollowup", "treatmentend"),
+    "visits": ("expectedvisit", "visitclosure"),
 }
 
 

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from assessments import recist
 from assessments.models import ImagingStudy, LabPanel, LabResult, ResponseEvaluation, TargetLesion
 from patients.models import Baseline, Enrollment, Patient, Screening, Withdrawal
-from patients.services import study_period
+from patients.services import death_check, study_period
 from treatments.selectors import cycles_completed as cycles_completed_on
 from trial.services import clinical_save, clinical_void
 from trial.validation import fmt, not_before, not_in_future, raise_if
@@ -75,6 +75,7 @@ def _check_withdrawal(errors: dict, patient: Patient, field: str, value: date | 
             _("%(value)s is after the patient's withdrawal (%(withdrawn)s).")
             % {"value": fmt(value), "withdrawn": fmt(withdrawal.withdrawn_on)}
         )
+    death_check(errors, field, value, died_on=patient.died_on, label=_("Date"))
 
 
 def _lesion_map(lesions: Iterable[TargetLesion]) -> dict[str, recist.Lesion]:

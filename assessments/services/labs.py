@@ -27,6 +27,7 @@ from assessments.selectors.labs import (
     grade_value,
 )
 from patients.models import Enrollment, Patient, Screening, Withdrawal
+from patients.services import death_check
 from treatments.selectors import cycles_completed
 from trial.services import clinical_save, clinical_void
 from trial.validation import fmt, not_in_future, raise_if
@@ -85,6 +86,7 @@ def _check_dates(errors: dict, panel: LabPanel, patient: Patient, *, today: date
             _("Sample date (%(sampled)s) is after the withdrawal (%(withdrawn)s).")
             % {"sampled": fmt(sampled_on), "withdrawn": fmt(withdrawal.withdrawn_on)},
         )
+    death_check(errors, "sampled_on", sampled_on, died_on=patient.died_on, label=_("Sample date"))
     cycles = cycles_completed(patient=patient, on=sampled_on)
     if panel.context == LabPanel.Context.ASSESSMENT and cycles == 0:
         _add(

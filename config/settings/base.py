@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "assessments",
     "surgery",
     "biobank",
+    "followup",
+    "visits",
 ]
 
 MIDDLEWARE = [
