@@ -18,7 +18,9 @@ urlpatterns = [
     path("patients/", include("treatments.urls")),
     path("patients/", include("assessments.urls")),
     path("patients/", include("surgery.urls")),
+    path("patients/", include("followup.urls")),
     path("biobank/", include("biobank.urls")),
+    path("visits/", include("visits.urls")),
     path("admin/", admin.site.urls),
     path("health/", health.health, name="health"),
 ]

@@ -509,6 +509,16 @@ def _followups(facts: Facts, stop: date | None) -> list[Expected]:
         month += 1
 
 
+def open_status(*, window_start: date, window_end: date, today: date) -> Status:
+    """The status of a visit that is not done, missed or not applicable, on `today`: stored
+    rows are read through it, so a calendar refreshed yesterday is still right today."""
+    if today < window_start:
+        return Status.UPCOMING
+    if today <= window_end:
+        return Status.DUE
+    return Status.OVERDUE
+
+
 def _with_status(visit: Expected, *, facts: Facts, stop: date | None) -> Expected:
     if visit.done_on is not None:
         status = Status.DONE
@@ -517,12 +527,10 @@ def _with_status(visit: Expected, *, facts: Facts, stop: date | None) -> Expecte
     elif stop is not None and visit.window_end >= stop:
         # Its window was still open at the death, withdrawal or loss: it can no longer happen.
         status = Status.NOT_APPLICABLE
-    elif facts.today < visit.window_start:
-        status = Status.UPCOMING
-    elif facts.today <= visit.window_end:
-        status = Status.DUE
     else:
-        status = Status.OVERDUE
+        status = open_status(
+            window_start=visit.window_start, window_end=visit.window_end, today=facts.today
+        )
     return replace(visit, status=status)
 
 
