@@ -23,6 +23,15 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def django_db_keepdb(request: pytest.FixtureRequest) -> bool:
+    """Keep (and reuse) the SQLite test database between runs as `--reuse-db` asks; on
+    PostgreSQL the test database is named per process (config/settings/test.py), so it is
+    dropped at the end instead of piling up."""
+    on_sqlite = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    return bool(request.config.getvalue("reuse_db")) and on_sqlite
+
+
 @pytest.fixture(autouse=True)
 def _service_gates(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
