@@ -28,8 +28,8 @@ def _after_cycles(patient, user) -> None:
 
 
 def _refresh(*, patient, user, source: str) -> None:
-    if not source.startswith("treatments."):
-        return  # only chemotherapy feeds these values; the rest would be wasted work
+    if source != "treatments.cycle":
+        return  # only the cycles feed these values (not a line's edit): the rest is wasted work
     if LabPanel.objects.active().filter(patient=patient).exists():
         _after_cycles(patient, user)
         lab_panels_regrade(patient=patient, user=user)

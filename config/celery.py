@@ -3,10 +3,27 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("plm_edc")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.conf.beat_schedule = {}
+
+
+@app.on_after_configure.connect
+def _beat_schedule(sender: Celery, **kwargs) -> None:
+    """The periodic tasks, read from the settings once Celery has loaded them (not at import).
+
+    The reminder digests go out daily at REMINDER_HOUR:00 in the app's timezone (CELERY_TIMEZONE
+    = TIME_ZONE, Asia/Shanghai by default). Run exactly one beat per deployment.
+    """
+    from django.conf import settings
+
+    sender.conf.beat_schedule = {
+        "send-daily-reminders": {
+            "task": "visits.tasks.send_daily_reminders",
+            "schedule": crontab(hour=settings.REMINDER_HOUR, minute=0),
+        },
+    }

@@ -157,6 +157,7 @@ def mdt_decision_save(
     for evaluation_id, evidence in current.items():
         if evaluation_id not in wanted:
             clinical_void(evidence, user=user, reason=reason or _("No longer chosen as evidence."))
+    patient_records_changed(patient=patient, user=user, source="surgery.mdt")
     return saved
 
 
@@ -182,6 +183,7 @@ def mdt_decision_void(
     voided = clinical_void(decision, user=user, reason=reason, expected_version=expected_version)
     for evidence in MdtEvidence.objects.active().filter(decision=decision):
         clinical_void(evidence, user=user, reason=reason)
+    patient_records_changed(patient=decision.patient, user=user, source="surgery.mdt")
     return voided
 
 

@@ -4,7 +4,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.apps import apps
 from django.db.models import Prefetch
 
 from patients.models import Baseline, Patient
@@ -264,21 +263,9 @@ def treatment_summary(*, patient: Patient) -> TreatmentSummary:
 
 
 def _death_recorded(patient: Patient) -> bool:
-    """Whether the follow-up app holds a (non-voided) death record for the patient.
-
-    The follow-up app stands above treatments, so it is looked up by name, never imported;
-    until it is installed there is no death record anywhere.
-    """
-    if not apps.is_installed("followup"):
-        return False
-    try:
-        death_model = apps.get_model("followup", "Death")
-    except LookupError:
-        return False
-    deaths = death_model._default_manager.filter(patient=patient)
-    if any(f.name == "voided_at" for f in death_model._meta.concrete_fields):
-        deaths = deaths.filter(voided_at__isnull=True)
-    return deaths.exists()
+    """Whether the patient's death is recorded: `Patient.died_on` is kept by the follow-up
+    app's death service (patients.services.patient_vital_status_set), so no query is needed."""
+    return patient.died_on is not None
 
 
 def _flag_awaiting_death(events: list[AdverseEvent], patient: Patient) -> list[AdverseEvent]:
@@ -293,7 +280,7 @@ def adverse_events(*, patient: Patient) -> list[AdverseEvent]:
     """Every adverse event of the patient (voided ones too, to show struck through), by onset,
     with its regimen line; each carries `awaiting_death` (grade 5 and no death record yet).
 
-    One query, plus one for the death record when there is a grade 5 event.
+    One query (the death is read from `Patient.died_on`).
     """
     events = list(
         AdverseEvent.objects.filter(patient=patient)
@@ -306,7 +293,7 @@ def adverse_events(*, patient: Patient) -> list[AdverseEvent]:
 
 def grade5_events_awaiting_death(*, patient: Patient) -> list[AdverseEvent]:
     """Active grade 5 events while the patient has no death record (follow-up app); every
-    grade 5 event is flagged until the follow-up app records the death. Two queries at most."""
+    grade 5 event is flagged until the follow-up app records the death. One query."""
     events = list(AdverseEvent.objects.active().filter(patient=patient, grade=5))
     return _flag_awaiting_death(events, patient)
 

@@ -270,9 +270,11 @@ def line_update(
     if stored.is_complete and not (reason or "").strip() and _changed(stored, line):
         _add(errors, "reason", _("This form is complete: give a reason for the change."))
     raise_if(errors)
-    return clinical_save(
+    saved = clinical_save(
         line, user=user, expected_version=expected_version, reason=reason, complete=complete
     )
+    patient_records_changed(patient=saved.patient, user=user, source="treatments.line")
+    return saved
 
 
 @transaction.atomic
@@ -308,7 +310,9 @@ def line_void(
                 )
             }
         )
-    return clinical_void(line, user=user, reason=reason, expected_version=expected_version)
+    voided = clinical_void(line, user=user, reason=reason, expected_version=expected_version)
+    patient_records_changed(patient=patient, user=user, source="treatments.line")
+    return voided
 
 
 # --- cycles ---------------------------------------------------------------------------------

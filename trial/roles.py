@@ -70,6 +70,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "trial.add_sitemembership",
         "trial.change_sitemembership",
         "trial.delete_sitemembership",
+        # The reminder log of their sites (visits/admin.py): whom reminders went to, failures.
+        "visits.view_reminder",
     },
 }
 

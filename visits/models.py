@@ -126,6 +126,9 @@ class Reminder(models.Model):
         PENDING = "pending", _("Pending")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
+        # Planned, then dropped unsent: the visit was no longer open (or the recipient no
+        # longer a recipient) when the mail went out.
+        CANCELLED = "cancelled", _("Cancelled")
 
     day = models.DateField(_("day"))
     reason = models.CharField(_("reason"), max_length=16, choices=Reason.choices)
@@ -145,7 +148,7 @@ class Reminder(models.Model):
         verbose_name=_("recipient"),
     )
     status = models.CharField(
-        _("status"), max_length=8, choices=Status.choices, default=Status.PENDING
+        _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
     )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     last_error = models.CharField(_("last error"), max_length=500, blank=True)

@@ -22,10 +22,11 @@ working windows, kept here in one place):
   the first 4–12 weeks after the operation, then every cycle length, for 24 weeks in all.
 - Follow-up contacts (FU001 …) every 30 days (±7) from the end of treatment until death:
   the recorded end of treatment, else the end of the planned adjuvant course, else a decision
-  for best supportive care.
+  for best supportive care. A contact counts for the nearest month, even out of its window.
 - Death, withdrawal and loss to follow-up stop the calendar: a visit not done whose window
-  was still open then is not applicable, and no later visit is expected. A visit whose window
-  had closed before stays overdue until a coordinator closes it as missed: it is missing data.
+  was still open then is not applicable, and no later visit is expected (none is listed). A
+  visit whose window had closed before stays overdue until a coordinator closes it as missed:
+  it is missing data.
 """
 
 from __future__ import annotations
@@ -90,16 +91,18 @@ FORMS: dict[Kind, tuple[str, ...]] = {
 
 
 # --- the facts ------------------------------------------------------------------------------
+# Cycles, evaluations and decisions order by date, then by every other field, so records
+# entered twice on one day give the same calendar whatever order the database returns them in.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Cycle:
     given_on: date
     cycle_days: int  # the cycle length of the regimen line it belongs to
     adjuvant: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Evaluation:
     evaluated_on: date
     cycles_completed: int
@@ -108,7 +111,7 @@ class Evaluation:
     supportive_care: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Mdt:
     decided_on: date
     surgery: bool = False
@@ -161,22 +164,15 @@ def _visit(
     kind: Kind,
     number: int | None,
     target: date,
-    *,
-    early: timedelta = timedelta(0),
-    late: timedelta = timedelta(0),
-    start: date | None = None,
-    end: date | None = None,
+    window: tuple[date, date],
     done_on: date | None = None,
 ) -> Expected:
-    return Expected(
-        code=code,
-        kind=kind,
-        number=number,
-        target_on=target,
-        window_start=start if start is not None else target - early,
-        window_end=end if end is not None else target + late,
-        done_on=done_on,
-    )
+    start, end = window
+    return Expected(code, kind, number, target, start, end, done_on=done_on)
+
+
+def _around(target: date, early: timedelta, late: timedelta) -> tuple[date, date]:
+    return target - early, target + late
 
 
 def cycle_code(number: int, *, adjuvant: bool = False) -> str:
@@ -194,7 +190,7 @@ def stop_date(facts: Facts) -> date | None:
 
 
 def _ordered(cycles: tuple[Cycle, ...], *, adjuvant: bool) -> list[Cycle]:
-    return sorted((c for c in cycles if c.adjuvant == adjuvant), key=lambda c: c.given_on)
+    return sorted(c for c in cycles if c.adjuvant == adjuvant)
 
 
 def _supportive_care_on(facts: Facts) -> date | None:
@@ -203,10 +199,23 @@ def _supportive_care_on(facts: Facts) -> date | None:
     return min(dates) if dates else None
 
 
+def _awaiting_surgery_since(facts: Facts) -> date | None:
+    """The date of the MDT's decision for surgery when it is the latest decision: chemotherapy
+    pauses until the operation (a later decision to go on with chemotherapy resumes it)."""
+    latest = max(facts.mdts, key=lambda m: m.decided_on, default=None)
+    return latest.decided_on if latest is not None and latest.surgery else None
+
+
 def first_line_stopped_on(facts: Facts) -> date | None:
-    """When cycles before an operation stop being expected: the operation, a decision for
-    best supportive care, or the recorded end of treatment."""
-    dates = [facts.operated_on, _supportive_care_on(facts), facts.treatment_ended_on]
+    """When cycles before an operation stop being expected: the operation, an MDT decision for
+    surgery (while it is the latest), a decision for best supportive care, or the recorded end
+    of treatment."""
+    dates = [
+        facts.operated_on,
+        _awaiting_surgery_since(facts),
+        _supportive_care_on(facts),
+        facts.treatment_ended_on,
+    ]
     dates = [d for d in dates if d]
     return min(dates) if dates else None
 
@@ -233,81 +242,48 @@ def treatment_end(facts: Facts) -> date | None:
 
 def _screening_and_baseline(facts: Facts) -> list[Expected]:
     visits = []
-    if facts.screened_on:
-        visits.append(
-            _visit("SCR", Kind.SCREENING, None, facts.screened_on, done_on=facts.screened_on)
-        )
-    if facts.enrolled_on:
+    if screened_on := facts.screened_on:
         visits.append(
             _visit(
-                "BL",
-                Kind.BASELINE,
-                None,
-                facts.enrolled_on,
-                late=BASELINE_WITHIN,
-                done_on=facts.baseline_on,
+                "SCR", Kind.SCREENING, None, screened_on, (screened_on, screened_on), screened_on
             )
         )
+    if enrolled_on := facts.enrolled_on:
+        window = (enrolled_on, enrolled_on + BASELINE_WITHIN)
+        visits.append(_visit("BL", Kind.BASELINE, None, enrolled_on, window, facts.baseline_on))
+    return visits
+
+
+def _cycle_series(
+    cycles: list[Cycle], *, kind: Kind, first: tuple[date, date, date], expect_next: bool
+) -> list[Expected]:
+    """The cycles given (done) and, when `expect_next`, the next one: cycle 1 on `first`
+    (target, window start, window end), each later cycle one cycle length after the one
+    before, −3/+7 days."""
+    visits = []
+    for number in range(1, len(cycles) + 1 + expect_next):
+        done_on = cycles[number - 1].given_on if number <= len(cycles) else None
+        if number == 1:
+            target, window = first[0], first[1:]
+        else:
+            previous = cycles[number - 2]
+            target = previous.given_on + previous.cycle_days * DAY
+            window = _around(target, CYCLE_EARLY, CYCLE_LATE)
+        code = cycle_code(number, adjuvant=kind == Kind.ADJUVANT)
+        visits.append(_visit(code, kind, number, target, window, done_on))
     return visits
 
 
 def _first_line_cycles(facts: Facts) -> list[Expected]:
     if not facts.enrolled_on:
         return []
-    cycles = _ordered(facts.cycles, adjuvant=False)
-    visits: list[Expected] = []
-    for number, cycle in enumerate(cycles, start=1):
-        if number == 1:
-            target = facts.enrolled_on + WEEK
-            visit = _visit(
-                cycle_code(1),
-                Kind.CYCLE,
-                1,
-                target,
-                start=facts.enrolled_on,
-                end=facts.enrolled_on + FIRST_CYCLE_WITHIN,
-                done_on=cycle.given_on,
-            )
-        else:
-            previous = cycles[number - 2]
-            target = previous.given_on + previous.cycle_days * DAY
-            visit = _visit(
-                cycle_code(number),
-                Kind.CYCLE,
-                number,
-                target,
-                early=CYCLE_EARLY,
-                late=CYCLE_LATE,
-                done_on=cycle.given_on,
-            )
-        visits.append(visit)
-    if first_line_stopped_on(facts) is None:
-        number = len(cycles) + 1
-        if cycles:
-            last = cycles[-1]
-            target = last.given_on + last.cycle_days * DAY
-            visits.append(
-                _visit(
-                    cycle_code(number),
-                    Kind.CYCLE,
-                    number,
-                    target,
-                    early=CYCLE_EARLY,
-                    late=CYCLE_LATE,
-                )
-            )
-        else:
-            visits.append(
-                _visit(
-                    cycle_code(1),
-                    Kind.CYCLE,
-                    1,
-                    facts.enrolled_on + WEEK,
-                    start=facts.enrolled_on,
-                    end=facts.enrolled_on + FIRST_CYCLE_WITHIN,
-                )
-            )
-    return visits
+    enrolled_on = facts.enrolled_on
+    return _cycle_series(
+        _ordered(facts.cycles, adjuvant=False),
+        kind=Kind.CYCLE,
+        first=(enrolled_on + WEEK, enrolled_on, enrolled_on + FIRST_CYCLE_WITHIN),
+        expect_next=first_line_stopped_on(facts) is None,
+    )
 
 
 def _date_after_cycle(cycles: list[Cycle], number: int) -> date:
@@ -333,33 +309,25 @@ def _evaluation_visit(
     number: int, due_after: int, cycles: list[Cycle], done_on: date | None
 ) -> Expected:
     target = _date_after_cycle(cycles, due_after)
-    if number == 1:
+    if number == 1:  # the first evaluation: after cycle 4 up to the end of cycle 6
         end = _date_after_cycle(cycles, FIRST_EVALUATION_LATEST)
     else:
         end = target + EVALUATION_LATE
-    return _visit(
-        f"E{number}",
-        Kind.EVALUATION,
-        number,
-        target,
-        start=target - EVALUATION_EARLY,
-        end=max(end, target),
-        done_on=done_on,
-    )
+    window = (target - EVALUATION_EARLY, max(end, target))
+    return _visit(f"E{number}", Kind.EVALUATION, number, target, window, done_on)
 
 
 def _evaluations(facts: Facts) -> list[Expected]:
     cycles = _ordered(facts.cycles, adjuvant=False)
-    evaluations = sorted(facts.evaluations, key=lambda e: e.evaluated_on)
+    evaluations = sorted(facts.evaluations)
     visits: list[Expected] = []
     for index, evaluation in enumerate(evaluations):
-        due_after = evaluation_due_after(evaluations[:index])
+        number, on = index + 1, evaluation.evaluated_on
         if cycles:
-            visit = _evaluation_visit(index + 1, due_after, cycles, evaluation.evaluated_on)
+            due_after = evaluation_due_after(evaluations[:index])
+            visits.append(_evaluation_visit(number, due_after, cycles, on))
         else:  # an evaluation without cycles (retrospective data): done, dated as recorded
-            on = evaluation.evaluated_on
-            visit = _visit(f"E{index + 1}", Kind.EVALUATION, index + 1, on, done_on=on)
-        visits.append(visit)
+            visits.append(_visit(f"E{number}", Kind.EVALUATION, number, on, (on, on), on))
     if cycles and first_line_stopped_on(facts) is None:
         due_after = evaluation_due_after(evaluations)
         visits.append(_evaluation_visit(len(evaluations) + 1, due_after, cycles, None))
@@ -367,48 +335,32 @@ def _evaluations(facts: Facts) -> list[Expected]:
 
 
 def _mdts(facts: Facts) -> list[Expected]:
-    referrals = sorted(e.evaluated_on for e in facts.evaluations if e.refer_mdt)
+    """One MDT per referral, done by the first decision on or after it not taken already."""
     decisions = sorted(m.decided_on for m in facts.mdts)
     visits: list[Expected] = []
-    used: set[date] = set()
+    referrals = sorted(e.evaluated_on for e in facts.evaluations if e.refer_mdt)
     for number, referred_on in enumerate(referrals, start=1):
-        done = next((d for d in decisions if d >= referred_on and d not in used), None)
-        if done is not None:
-            used.add(done)
-        visits.append(
-            _visit(
-                f"MDT{number}",
-                Kind.MDT,
-                number,
-                referred_on + MDT_TARGET,
-                start=referred_on,
-                end=referred_on + MDT_WITHIN,
-                done_on=done,
-            )
-        )
+        done_on = next((d for d in decisions if d >= referred_on), None)
+        if done_on is not None:
+            decisions.remove(done_on)
+        window = (referred_on, referred_on + MDT_WITHIN)
+        target = referred_on + MDT_TARGET
+        visits.append(_visit(f"MDT{number}", Kind.MDT, number, target, window, done_on))
     return visits
 
 
 def _postop(facts: Facts) -> list[Expected]:
-    if not facts.operated_on:
+    if not (operated_on := facts.operated_on):
         return []
     taken: dict[int, date] = {}
     for day, sampled_on in sorted(facts.postop_panels, key=lambda p: p[1]):
-        taken.setdefault(day, sampled_on)
+        taken.setdefault(day, sampled_on)  # the first panel of each protocol day
     visits = []
     for day in postop.PROTOCOL_DAYS:
         first, last = postop.window(day)
-        visits.append(
-            _visit(
-                f"POD{day}",
-                Kind.POSTOP,
-                day,
-                facts.operated_on + day * DAY,
-                start=facts.operated_on + first * DAY,
-                end=facts.operated_on + last * DAY,
-                done_on=taken.get(day),
-            )
-        )
+        window = (operated_on + first * DAY, operated_on + last * DAY)
+        target = operated_on + day * DAY
+        visits.append(_visit(f"POD{day}", Kind.POSTOP, day, target, window, taken.get(day)))
     return visits
 
 
@@ -417,93 +369,46 @@ def _adjuvant(facts: Facts) -> list[Expected]:
         return []
     operated_on = facts.operated_on
     cycles = _ordered(facts.cycles, adjuvant=True)
-    visits: list[Expected] = []
-    for number, cycle in enumerate(cycles, start=1):
-        if number == 1:
-            visit = _visit(
-                cycle_code(1, adjuvant=True),
-                Kind.ADJUVANT,
-                1,
-                operated_on + ADJUVANT_FIRST,
-                start=operated_on + ADJUVANT_EARLIEST,
-                end=operated_on + ADJUVANT_LATEST,
-                done_on=cycle.given_on,
-            )
-        else:
-            previous = cycles[number - 2]
-            visit = _visit(
-                cycle_code(number, adjuvant=True),
-                Kind.ADJUVANT,
-                number,
-                previous.given_on + previous.cycle_days * DAY,
-                early=CYCLE_EARLY,
-                late=CYCLE_LATE,
-                done_on=cycle.given_on,
-            )
-        visits.append(visit)
-    if facts.treatment_ended_on or _supportive_care_on_after(facts, operated_on):
-        return visits
     first_line = _ordered(facts.cycles, adjuvant=False)
     cycle_days = (cycles or first_line or [Cycle(operated_on, DEFAULT_CYCLE_DAYS)])[-1].cycle_days
-    number = len(cycles) + 1
-    if number > adjuvant_planned(cycle_days):
-        return visits
-    if cycles:
-        target = cycles[-1].given_on + cycles[-1].cycle_days * DAY
-        visits.append(
-            _visit(
-                cycle_code(number, adjuvant=True),
-                Kind.ADJUVANT,
-                number,
-                target,
-                early=CYCLE_EARLY,
-                late=CYCLE_LATE,
-            )
-        )
-    else:
-        visits.append(
-            _visit(
-                cycle_code(1, adjuvant=True),
-                Kind.ADJUVANT,
-                1,
-                operated_on + ADJUVANT_FIRST,
-                start=operated_on + ADJUVANT_EARLIEST,
-                end=operated_on + ADJUVANT_LATEST,
-            )
-        )
-    return visits
-
-
-def _supportive_care_on_after(facts: Facts, on: date) -> bool:
     supportive = _supportive_care_on(facts)
-    return supportive is not None and supportive >= on
+    stopped = facts.treatment_ended_on or (supportive is not None and supportive >= operated_on)
+    return _cycle_series(
+        cycles,
+        kind=Kind.ADJUVANT,
+        first=(
+            operated_on + ADJUVANT_FIRST,
+            operated_on + ADJUVANT_EARLIEST,
+            operated_on + ADJUVANT_LATEST,
+        ),
+        expect_next=not stopped and len(cycles) < adjuvant_planned(cycle_days),
+    )
+
+
+def _followup_month(contacted_on: date, anchor: date) -> int:
+    """The month a contact counts for: the nearest (the earlier on a tie); < 1 before FU001."""
+    every = FOLLOWUP_EVERY.days
+    return ((contacted_on - anchor).days + every // 2 - 1) // every
 
 
 def _followups(facts: Facts, stop: date | None) -> list[Expected]:
     anchor = treatment_end(facts)
     if anchor is None:
         return []
-    contacts = sorted(facts.followup_contacts)
+    # The first contact of each month does it, in its window or not: a late contact is
+    # out-of-window data, not a missed month.
+    done: dict[int, date] = {}
+    for contacted_on in sorted(facts.followup_contacts):
+        done.setdefault(_followup_month(contacted_on, anchor), contacted_on)
     visits: list[Expected] = []
     month = 1
     while True:
         target = anchor + month * FOLLOWUP_EVERY
-        start, end = target - FOLLOWUP_TOLERANCE, target + FOLLOWUP_TOLERANCE
-        done = next((c for c in contacts if start <= c <= end), None)
-        if done is not None:
-            contacts.remove(done)
-        visits.append(
-            _visit(
-                followup_code(month),
-                Kind.FOLLOWUP,
-                month,
-                target,
-                start=start,
-                end=end,
-                done_on=done,
-            )
-        )
-        # Open-ended: stop one visit past today, or past the stop date.
+        window = _around(target, FOLLOWUP_TOLERANCE, FOLLOWUP_TOLERANCE)
+        code = followup_code(month)
+        visits.append(_visit(code, Kind.FOLLOWUP, month, target, window, done.get(month)))
+        # Open-ended: up to the first visit past today or past the stop date (the latter is
+        # left out by `expected_visits` when its window opens after the stop).
         if target > facts.today or (stop is not None and target > stop):
             return visits
         month += 1
@@ -546,5 +451,9 @@ def expected_visits(facts: Facts) -> list[Expected]:
         *_adjuvant(facts),
         *_followups(facts, stop),
     ]
+    if stop is not None:
+        # Nothing is expected once the calendar has stopped: a visit whose window opens after
+        # the stop date is left out, unless it was done (a form dated before the stop).
+        visits = [v for v in visits if v.done_on is not None or v.window_start <= stop]
     visits = [_with_status(v, facts=facts, stop=stop) for v in visits]
     return sorted(visits, key=lambda v: (v.target_on, v.code))

@@ -23,6 +23,7 @@ from assessments.models import ImagingStudy, LabPanel, LabResult, ResponseEvalua
 from patients.models import Baseline, Enrollment, Patient, Screening, Withdrawal
 from patients.services import death_check, study_period
 from treatments.selectors import cycles_completed as cycles_completed_on
+from trial.derived import patient_records_changed
 from trial.services import clinical_save, clinical_void
 from trial.validation import fmt, not_before, not_in_future, raise_if
 
@@ -415,6 +416,8 @@ def imaging_study_save(
         if _derived(other, _DERIVED_STUDY) != before[other.pk]:
             clinical_save(other, user=user, reason=RECOMPUTED)
     evaluations_refresh(patient=patient, user=user)
+    # The evaluations' RECIST responses may have changed (progression feeds the calendar).
+    patient_records_changed(patient=patient, user=user, source="assessments.imaging")
     return saved
 
 
@@ -460,6 +463,7 @@ def imaging_study_void(
         clinical_void(lesion, user=user, reason=reason)
     _recompute_studies(others, user=user)
     evaluations_refresh(patient=patient, user=user)
+    patient_records_changed(patient=patient, user=user, source="assessments.imaging")
     return voided
 
 
@@ -648,6 +652,7 @@ def evaluation_save(
     for other in others:
         if _derived(other, _DERIVED_EVALUATION) != before[other.pk]:
             clinical_save(other, user=user, reason=EVALUATION_RECOMPUTED)
+    patient_records_changed(patient=patient, user=user, source="assessments.evaluation")
     return saved
 
 
@@ -665,4 +670,5 @@ def evaluation_void(
     patient = _lock_patient(evaluation.patient_id)
     voided = clinical_void(evaluation, user=user, reason=reason, expected_version=expected_version)
     evaluations_refresh(patient=patient, user=user)
+    patient_records_changed(patient=patient, user=user, source="assessments.evaluation")
     return voided

@@ -29,6 +29,7 @@ from assessments.selectors.labs import (
 from patients.models import Enrollment, Patient, Screening, Withdrawal
 from patients.services import death_check
 from treatments.selectors import cycles_completed
+from trial.derived import patient_records_changed
 from trial.services import clinical_save, clinical_void
 from trial.validation import fmt, not_in_future, raise_if
 
@@ -285,6 +286,7 @@ def lab_panel_record(
     for result in to_void:
         clinical_void(result, user=user, reason=void_reason)
     _regrade(others, sources=sources, sex=patient.sex, user=user)
+    patient_records_changed(patient=patient, user=user, source="assessments.labpanel")
     return saved
 
 

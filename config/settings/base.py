@@ -153,3 +153,11 @@ LOGGING = {
 }
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 SIMPLE_HISTORY_REVERT_DISABLED = True
+
+# Reminders (visits.reminders): the daily digest run by Celery beat at REMINDER_HOUR:00 in
+# TIME_ZONE, or by `manage.py send_reminders` from cron where there is no Redis. SITE_URL is
+# the address people open the EDC at: the links in the e-mails start with it.
+SITE_URL = env_str("SITE_URL", "").rstrip("/") or "http://127.0.0.1:8000"
+REMINDER_HOUR = env_int("REMINDER_HOUR", 7)
+REMINDER_DUE_WITHIN_DAYS = 3  # a visit is "due soon" from this many days before its window
+MDT_PENDING_DAYS = 14  # investigators are reminded of a referral with no decision after this

@@ -7,6 +7,8 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
+from followup import services as followup_services
+from followup.models import Death
 from patients import services as patient_services
 from patients.models import Withdrawal
 from tests.factories.patients import baselined_patient, enrolled_patient, screened_patient
@@ -592,37 +594,28 @@ def _fatal(patient) -> AdverseEvent:
 
 def test_a_grade_5_event_is_flagged_until_a_death_is_recorded(patient, coordinator):
     event = services.adverse_event_save(event=_fatal(patient), user=coordinator, today=TODAY)
-    # The follow-up app (and its death model) is not installed yet: the flag stays.
+    # No death is recorded yet: the flag stays.
     assert selectors.grade5_events_awaiting_death(patient=patient) == [event]
     listed = selectors.adverse_events(patient=patient)
     assert [e.awaiting_death for e in listed] == [True]
 
 
-def test_the_flag_clears_once_the_follow_up_app_records_the_death(
-    patient, coordinator, monkeypatch
-):
-    """The death model is looked up by name; a stand-in with a patient link plays its part."""
+def test_the_flag_clears_once_the_follow_up_app_records_the_death(patient, coordinator):
+    """The death, recorded through the follow-up service, sets Patient.died_on, which the
+    flag reads; voiding the death brings the flag back."""
     services.adverse_event_save(event=_fatal(patient), user=coordinator, today=TODAY)
-    installed = selectors.apps.is_installed
-    lookup = selectors.apps.get_model
-    monkeypatch.setattr(
-        selectors.apps, "is_installed", lambda name: name == "followup" or installed(name)
-    )
-    monkeypatch.setattr(
-        selectors.apps,
-        "get_model",
-        lambda app, name=None: Withdrawal if (app, name) == ("followup", "Death") else lookup(app),
-    )
     assert len(selectors.grade5_events_awaiting_death(patient=patient)) == 1
-    patient_services.withdrawal_save(  # the stand-in "death record"
-        withdrawal=Withdrawal(
-            patient=patient,
-            withdrawn_on=date(2026, 2, 2),
-            kind="investigator",
-            reason="condition",
-            last_medication_on=date(2026, 2, 1),
+    death = followup_services.death_save(
+        death=Death(
+            patient=patient, died_on=date(2026, 2, 2), cause="treatment", source="hospital"
         ),
         user=coordinator,
         today=TODAY,
     )
+    patient.refresh_from_db()
+    assert patient.died_on == date(2026, 2, 2)
     assert selectors.grade5_events_awaiting_death(patient=patient) == []
+    assert [e.awaiting_death for e in selectors.adverse_events(patient=patient)] == [False]
+    followup_services.death_void(death=death, user=coordinator, reason="wrong patient")
+    patient.refresh_from_db()
+    assert len(selectors.grade5_events_awaiting_death(patient=patient)) == 1
