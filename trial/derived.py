@@ -8,7 +8,9 @@ AppConfig.ready() runs, in the same transaction: derived data is never out of st
 was committed. Refreshers must be idempotent and save only what actually changed.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -19,9 +21,14 @@ class Refresher:
     key: str
     order: int
     refresh: Callable[..., None]  # refresh(*, patient, user, source: str) -> None
+    # Optional: refresh many patients at once (patient ids). A refresher that has it may be
+    # deferred to the end of a bulk job (see `refreshes_deferred`).
+    batch: Callable[[list[int]], None] | None = None
 
 
 _REFRESHERS: dict[str, Refresher] = {}
+# Inside `refreshes_deferred()`: refresher key -> patient ids waiting for its batch refresh.
+_DEFERRED: ContextVar[dict[str, set[int]] | None] = ContextVar("derived_deferred", default=None)
 
 
 def register_refresher(refresher: Refresher) -> None:
@@ -34,5 +41,30 @@ def patient_records_changed(*, patient, user: AbstractBaseUser | None, source: s
 
     Call it inside the service's transaction, after the change is saved.
     """
+    deferred = _DEFERRED.get()
     for refresher in sorted(_REFRESHERS.values(), key=lambda r: r.order):
-        refresher.refresh(patient=patient, user=user, source=source)
+        if deferred is not None and refresher.batch is not None:
+            deferred.setdefault(refresher.key, set()).add(patient.pk)
+        else:
+            refresher.refresh(patient=patient, user=user, source=source)
+
+
+@contextmanager
+def refreshes_deferred() -> Iterator[None]:
+    """Within a bulk job (the demo seed, an import), run the refreshers that can work in
+    batches once per patient at the end instead of after every save. Refreshers without a
+    batch form still run at once, since later saves of the job may depend on them. Use it
+    inside the job's transaction, so the derived data is committed with the records."""
+    if _DEFERRED.get() is not None:  # nested: the outer block refreshes
+        yield
+        return
+    pending: dict[str, set[int]] = {}
+    token = _DEFERRED.set(pending)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+    for refresher in sorted(_REFRESHERS.values(), key=lambda r: r.order):
+        ids = pending.get(refresher.key)
+        if ids and refresher.batch is not None:
+            refresher.batch(sorted(ids))

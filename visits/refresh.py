@@ -18,4 +18,8 @@ def _refresh(*, patient, user, source: str) -> None:
         calendar_refresh(patient_ids=[patient.pk], today=timezone.localdate())
 
 
-register_refresher(Refresher(key="visits", order=900, refresh=_refresh))
+def _batch(patient_ids: list[int]) -> None:
+    calendar_refresh(patient_ids=patient_ids, today=timezone.localdate())
+
+
+register_refresher(Refresher(key="visits", order=900, refresh=_refresh, batch=_batch))

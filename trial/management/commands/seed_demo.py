@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from trial import demo
+from trial import demo, derived
 
 
 class Command(BaseCommand):
@@ -44,7 +44,7 @@ class Command(BaseCommand):
         today = today or timezone.localdate()
         patient_model = apps.get_model("patients", "Patient")
         existing = patient_model.objects.count()
-        with transaction.atomic():
+        with transaction.atomic(), derived.refreshes_deferred():
             context = demo.setup(seed_value=seed, today=today, patients=patients)
             if existing and not force:
                 self.stdout.write(
