@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from trial.models import AuditedModel
 
@@ -28,7 +29,7 @@ class VisitKind(models.TextChoices):
 
 class VisitStatus(models.TextChoices):
     UPCOMING = "upcoming", _("Upcoming")
-    DUE = "due", _("Due")
+    DUE = "due", pgettext_lazy("visit status", "Due")
     OVERDUE = "overdue", _("Overdue")
     DONE = "done", _("Done")
     MISSED = "missed", _("Missed")
