@@ -7,7 +7,7 @@ PORT ?= 8000
 DEMO_PATIENTS ?= 60
 DEMO_SEED ?= 2025
 
-.PHONY: run test lint format venv deps dev-deps migrate demo messages check clean
+.PHONY: run test lint format venv deps dev-deps migrate demo messages check clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,12 @@ migrate: deps
 demo: migrate
 	$(BIN)/python manage.py seed_demo --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
 
+## Debian packages beyond Python (CJK fonts for the plots); best effort: never stops a target.
+system-deps:
+	-bash scripts/install-system-deps.sh
+
 ## The app on the embedded default (SQLite under var/, tasks inline) with the demo cohort.
-run: demo
+run: system-deps demo
 	@echo "PLM-EDC on http://$(HOST):$(PORT)/ (demo users above; Ctrl-C stops it)"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
@@ -45,7 +49,7 @@ lint: dev-deps
 	$(BIN)/python manage.py check
 
 ## Lint plus the whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set).
-test: lint
+test: system-deps lint
 	$(BIN)/python -m pytest --create-db $(PYTEST_ARGS)
 
 format: dev-deps

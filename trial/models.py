@@ -32,6 +32,9 @@ class Study(models.Model):
     class Meta:
         verbose_name = _("study")
         verbose_name_plural = _("studies")
+        permissions = [
+            ("view_analytics", _("Can see the analyses, survival statistics and dashboards"))
+        ]
 
     def __str__(self) -> str:
         return self.code

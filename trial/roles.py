@@ -50,16 +50,18 @@ _ENTER_CLINICAL = _perms(["add", "change"])
 # MDT decisions are recorded and approved by an investigator, not by a coordinator.
 _MDT = {f"surgery.{a}_{m}" for a in ("add", "change") for m in ("mdtdecision", "mdtevidence")}
 _PHI = {"patients.view_phi", "patients.view_patientidentity"}
+# The analysis dataset, survival statistics and dashboards (analytics/): de-identified.
+_ANALYTICS = {"trial.view_analytics"}
 _ENTER_PHI = {"patients.add_patientidentity", "patients.change_patientidentity"}
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.COORDINATOR: _VIEW_CLINICAL | (_ENTER_CLINICAL - _MDT) | _PHI | _ENTER_PHI,
-    Role.INVESTIGATOR: _VIEW_CLINICAL | _ENTER_CLINICAL | _PHI | _ENTER_PHI,
+    Role.INVESTIGATOR: _VIEW_CLINICAL | _ENTER_CLINICAL | _PHI | _ENTER_PHI | _ANALYTICS,
     # De-identified data only: never PHI, never a write.
-    Role.STATISTICIAN: _VIEW_CLINICAL,
+    Role.STATISTICIAN: _VIEW_CLINICAL | _ANALYTICS,
     # Source-data verification compares with the hospital chart, so monitors see identity.
     Role.MONITOR: _VIEW_CLINICAL | _PHI,
-    Role.DATA_MANAGER: _VIEW_CLINICAL,
+    Role.DATA_MANAGER: _VIEW_CLINICAL | _ANALYTICS,
     Role.SITE_ADMIN: {
         "patients.view_patient",
         "auth.view_user",

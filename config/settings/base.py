@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "biobank",
     "followup",
     "visits",
+    "analytics",
 ]
 
 MIDDLEWARE = [

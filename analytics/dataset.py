@@ -1,0 +1,344 @@
+"""The analysis dataset: one row per enrolled patient, derived from the CRFs.
+
+This is the single source of the survival API, the exports and the dashboard. It reads every
+app (analytics sits on top; nothing imports it) with one query per source table, whatever
+the number of patients, and derives the outcomes by the statistician's contract of DESIGN.md:
+
+- OS: from the origin (the enrollment by default; the diagnosis or the first cycle on request)
+  to death from any cause (`os_event` = 1), censored at the last date known alive.
+- RFS, resected patients only: from the operation to the first recurrence after it or death,
+  whichever comes first (`rfs_event` = 1), censored at the last date known alive (and so
+  recurrence-free: a recurrence would have ended it).
+
+Days are whole days between dates; a patient whose end is before the origin (a diagnosis
+origin with data errors cannot do this; a missing origin can) gets no duration and is left out
+of the analyses with the reason in `exclusion`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+from django.db.models import QuerySet
+
+from assessments.models import ResponseEvaluation
+from followup.models import Death, Recurrence
+from followup.selectors import last_known_alive_by_patient
+from patients.models import Baseline, Enrollment, Patient, Screening, Withdrawal
+from surgery.models import Complication, Discharge, MdtDecision, Operation, Pathology
+from treatments.models import ChemoCycle, RegimenLine
+
+DAYS_PER_MONTH = 30.4375
+
+
+COLUMNS: tuple[str, ...] = (
+    "subject_code",
+    "site",
+    "cohort",
+    "sex",
+    "age",
+    "enrolled_on",
+    "diagnosed_on",
+    "ecog",
+    "primary_site",
+    "liver_mets_count",
+    "liver_mets_largest_mm",
+    "liver_mets_distribution",
+    "ca19_9_baseline",
+    "cea_baseline",
+    "regimen",
+    "first_cycle_on",
+    "cycles_before_surgery",
+    "best_response",
+    "ca19_9_change_pct_first",
+    "progression_at_first",
+    "mdt_decision",
+    "resected",
+    "surgery_on",
+    "surgery_days",
+    "procedures",
+    "r_status",
+    "ypt",
+    "ypn",
+    "clavien_dindo_max",
+    "popf_grade",
+    "length_of_stay_days",
+    "mortality_90d",
+    "adjuvant_cycles",
+    "recurrence_on",
+    "recurrence_kind",
+    "recurrence_sites",
+    "death_on",
+    "death_cause",
+    "withdrawn_on",
+    "last_known_alive",
+    "origin",
+    "origin_on",
+    "os_days",
+    "os_months",
+    "os_event",
+    "rfs_days",
+    "rfs_event",
+    "exclusion",
+)
+"""The columns of every row, in order (the frame, the codebook and the exports use it)."""
+
+
+class Origin(StrEnum):
+    ENROLLMENT = "enrollment"
+    DIAGNOSIS = "diagnosis"
+    FIRST_CYCLE = "first_cycle"
+
+
+RESPONSE_ORDER = {"CR": 0, "PR": 1, "SD": 2, "PD": 3, "NE": 4}
+MARGIN_ORDER = {"R0": 0, "R1": 1, "R2": 2}
+CLAVIEN_ORDER = ["I", "II", "IIIa", "IIIb", "IVa", "IVb", "V"]
+POPF_ORDER = ["BL", "A", "B", "C"]
+
+
+def _days(start: date | None, end: date | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return (end - start).days
+
+
+def _number(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _worst(values: Iterable[str], order) -> str | None:
+    ranked = [v for v in values if v and v in order]
+    if not ranked:
+        return None
+    if isinstance(order, dict):
+        return max(ranked, key=order.__getitem__)
+    return max(ranked, key=order.index)
+
+
+def _by_patient(rows: Iterable, key: str = "patient_id") -> dict[int, list]:
+    grouped: dict[int, list] = defaultdict(list)
+    for row in rows:
+        grouped[getattr(row, key)].append(row)
+    return grouped
+
+
+def _procedures(operation: Operation) -> str:
+    parts = [operation.pancreatic_procedure]
+    for name in ("liver_wedge", "liver_segmentectomy", "liver_hemihepatectomy", "liver_ablation"):
+        if getattr(operation, name):
+            parts.append(name.removeprefix("liver_"))
+    return "+".join(p for p in parts if p)
+
+
+def build(
+    *,
+    patients: QuerySet[Patient],
+    origin: Origin | str = Origin.ENROLLMENT,
+) -> list[dict]:
+    """The analysis rows of the enrolled patients among `patients` (a queryset the caller has
+    already scoped to the user's sites), ordered by subject code. One query per source table."""
+    origin = Origin(origin)
+    enrollments = {
+        e.patient_id: e
+        for e in Enrollment.objects.active()
+        .filter(patient__in=patients)
+        .select_related("patient__site")
+    }
+    ids = list(enrollments)
+    scope = Patient.objects.filter(pk__in=patients.filter(pk__in=ids).values("pk"))
+
+    def active(model, **filters):
+        return model.objects.active().filter(patient__in=scope.values("pk"), **filters)
+
+    screenings = {s.patient_id: s for s in active(Screening)}
+    baselines = {b.patient_id: b for b in active(Baseline)}
+    withdrawals = {w.patient_id: w for w in active(Withdrawal)}
+    lines = _by_patient(active(RegimenLine).order_by("line_number"))
+    cycles = _by_patient(active(ChemoCycle).order_by("given_on", "id"))
+    evaluations = _by_patient(active(ResponseEvaluation).order_by("evaluated_on", "id"))
+    mdts = _by_patient(active(MdtDecision).order_by("decided_on", "id"))
+    operations = {o.patient_id: o for o in active(Operation)}
+    pathology = {
+        p.operation_id: p
+        for p in Pathology.objects.active().filter(operation__in=list(operations.values()))
+    }
+    complications = _by_patient(
+        Complication.objects.active().filter(operation__in=list(operations.values())),
+        key="operation_id",
+    )
+    discharges = {
+        d.operation_id: d
+        for d in Discharge.objects.active().filter(operation__in=list(operations.values()))
+    }
+    recurrences = _by_patient(active(Recurrence).order_by("detected_on", "id"))
+    deaths = {d.patient_id: d for d in active(Death)}
+    alive = last_known_alive_by_patient(patient_ids=ids)
+
+    rows = []
+    for patient_id, enrollment in sorted(
+        enrollments.items(), key=lambda item: item[1].patient.subject_code
+    ):
+        patient = enrollment.patient
+        rows.append(
+            _row(
+                patient=patient,
+                enrollment=enrollment,
+                origin=origin,
+                screening=screenings.get(patient_id),
+                baseline=baselines.get(patient_id),
+                withdrawal=withdrawals.get(patient_id),
+                lines=lines.get(patient_id, []),
+                cycles=cycles.get(patient_id, []),
+                evaluations=evaluations.get(patient_id, []),
+                mdts=mdts.get(patient_id, []),
+                operation=operations.get(patient_id),
+                pathology=pathology,
+                complications=complications,
+                discharges=discharges,
+                recurrences=recurrences.get(patient_id, []),
+                death=deaths.get(patient_id),
+                last_alive=alive.get(patient_id),
+            )
+        )
+    return rows
+
+
+def _row(
+    *,
+    patient: Patient,
+    enrollment: Enrollment,
+    origin: Origin,
+    screening,
+    baseline,
+    withdrawal,
+    lines,
+    cycles,
+    evaluations,
+    mdts,
+    operation,
+    pathology,
+    complications,
+    discharges,
+    recurrences,
+    death,
+    last_alive: date | None,
+) -> dict:
+    first_line = lines[0] if lines else None
+    first_line_cycles = [c for c in cycles if not c.adjuvant]
+    adjuvant_cycles = [c for c in cycles if c.adjuvant]
+    operated_on = operation.operated_on if operation else None
+    first_eval = evaluations[0] if evaluations else None
+    path = pathology.get(operation.pk) if operation else None
+    comps = complications.get(operation.pk, []) if operation else []
+    discharge = discharges.get(operation.pk) if operation else None
+    last_mdt = mdts[-1] if mdts else None
+
+    origin_on = {
+        Origin.ENROLLMENT: enrollment.enrolled_on,
+        Origin.DIAGNOSIS: enrollment.diagnosed_on,
+        Origin.FIRST_CYCLE: cycles[0].given_on if cycles else None,
+    }[origin]
+
+    died_on = death.died_on if death else None
+    last_known_alive = died_on or last_alive
+    # OS
+    os_end = died_on or last_alive
+    os_days = _days(origin_on, os_end)
+    # Why a patient has no OS time (a stable code, for the codebook and the statistician).
+    exclusion = ""
+    if origin_on is None:
+        exclusion = "no_origin_date"
+    elif os_days is None:
+        exclusion = "no_date_known_alive"
+    elif os_days < 0:
+        exclusion = "follow_up_before_origin"
+        os_days = None
+    # RFS (resected only): the first recurrence after the operation, or death.
+    recurrence = next(
+        (
+            r
+            for r in recurrences
+            if r.kind == Recurrence.Kind.RECURRENCE and operated_on and r.detected_on > operated_on
+        ),
+        None,
+    )
+    rfs_days = rfs_event = None
+    if operated_on:
+        if recurrence is not None:
+            rfs_days, rfs_event = _days(operated_on, recurrence.detected_on), 1
+        elif died_on:
+            rfs_days, rfs_event = _days(operated_on, died_on), 1
+        elif last_alive:
+            rfs_days, rfs_event = max(_days(operated_on, last_alive), 0), 0
+    first_event = recurrence or (recurrences[0] if recurrences else None)
+
+    margins = [path.margin_pancreas, path.margin_liver] if path else []
+    return {
+        "subject_code": patient.subject_code,
+        "site": patient.site.code,
+        "cohort": enrollment.cohort,
+        "sex": patient.sex,
+        "age": screening.age_at_screening if screening else None,
+        "enrolled_on": enrollment.enrolled_on,
+        "diagnosed_on": enrollment.diagnosed_on,
+        "ecog": baseline.ecog if baseline else None,
+        "primary_site": baseline.primary_site if baseline else None,
+        "liver_mets_count": baseline.liver_met_count if baseline else None,
+        "liver_mets_largest_mm": _number(baseline.liver_met_largest_mm) if baseline else None,
+        "liver_mets_distribution": baseline.liver_met_distribution if baseline else None,
+        "ca19_9_baseline": _number(baseline.ca19_9_u_ml) if baseline else None,
+        "cea_baseline": _number(baseline.cea_ng_ml) if baseline else None,
+        "regimen": first_line.regimen if first_line else None,
+        "first_cycle_on": cycles[0].given_on if cycles else None,
+        "cycles_before_surgery": len(
+            [c for c in first_line_cycles if not operated_on or c.given_on < operated_on]
+        ),
+        "best_response": _best_response(evaluations),
+        "ca19_9_change_pct_first": _number(first_eval.ca19_9_change_pct) if first_eval else None,
+        "progression_at_first": (first_eval.recist_response == "PD") if first_eval else None,
+        "mdt_decision": last_mdt.decision if last_mdt else None,
+        "resected": operation is not None,
+        "surgery_on": operated_on,
+        "surgery_days": _days(origin_on, operated_on) if operated_on else None,
+        "procedures": _procedures(operation) if operation else None,
+        "r_status": _worst(margins, MARGIN_ORDER),
+        "ypt": path.ypt if path else None,
+        "ypn": path.ypn if path else None,
+        "clavien_dindo_max": _worst((c.clavien_dindo for c in comps), CLAVIEN_ORDER)
+        if operation
+        else None,
+        "popf_grade": _worst(
+            (c.isgps_grade for c in comps if c.kind == Complication.Kind.POPF), POPF_ORDER
+        )
+        if operation
+        else None,
+        "length_of_stay_days": _days(operated_on, discharge.discharged_on) if discharge else None,
+        "mortality_90d": (died_on is not None and _days(operated_on, died_on) <= 90)
+        if operated_on
+        else None,
+        "adjuvant_cycles": len(adjuvant_cycles) if operated_on else None,
+        "recurrence_on": first_event.detected_on if first_event else None,
+        "recurrence_kind": first_event.kind if first_event else None,
+        "recurrence_sites": ";".join(first_event.sites) if first_event else None,
+        "death_on": died_on,
+        "death_cause": death.cause if death else None,
+        "withdrawn_on": withdrawal.withdrawn_on if withdrawal else None,
+        "last_known_alive": last_known_alive,
+        "origin": origin.value,
+        "origin_on": origin_on,
+        "os_days": os_days,
+        "os_months": round(os_days / DAYS_PER_MONTH, 2) if os_days is not None else None,
+        "os_event": (1 if died_on else 0) if os_days is not None else None,
+        "rfs_days": rfs_days,
+        "rfs_event": rfs_event,
+        "exclusion": exclusion,
+    }
+
+
+def _best_response(evaluations) -> str | None:
+    responses = [e.recist_response for e in evaluations if e.recist_response]
+    return min(responses, key=lambda r: RESPONSE_ORDER.get(r, 9)) if responses else None
