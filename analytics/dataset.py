@@ -147,20 +147,58 @@ def build(
         for e in Enrollment.objects.active()
         .filter(patient__in=patients)
         .select_related("patient__site")
+        .only(
+            "patient__subject_code",
+            "patient__sex",
+            "patient__site__code",
+            "enrolled_on",
+            "cohort",
+            "diagnosed_on",
+        )  # fmt: skip
     }
-    ids = list(enrollments)
-    scope = Patient.objects.filter(pk__in=patients.filter(pk__in=ids).values("pk"))
+    # The tables are filtered by the caller's queryset as a subquery, not by the list of ids:
+    # ten thousand parameters per query cost more than the query (bench/analytics.py). Rows of
+    # patients who are not enrolled are read and left out below.
+    scope = patients.order_by().values("pk")
 
     def active(model, **filters):
-        return model.objects.active().filter(patient__in=scope.values("pk"), **filters)
+        return model.objects.active().filter(patient__in=scope, **filters)
 
-    screenings = {s.patient_id: s for s in active(Screening)}
-    baselines = {b.patient_id: b for b in active(Baseline)}
-    withdrawals = {w.patient_id: w for w in active(Withdrawal)}
-    lines = _by_patient(active(RegimenLine).order_by("line_number"))
-    cycles = _by_patient(active(ChemoCycle).order_by("given_on", "id"))
-    evaluations = _by_patient(active(ResponseEvaluation).order_by("evaluated_on", "id"))
-    mdts = _by_patient(active(MdtDecision).order_by("decided_on", "id"))
+    # Only the columns the rows use: the many-rows-per-patient tables come as named tuples, as
+    # building full model instances dominated the time on large cohorts (bench/analytics.py).
+    screenings = {s.patient_id: s for s in active(Screening).only("patient", "age_at_screening")}
+    baselines = {
+        b.patient_id: b
+        for b in active(Baseline).only(
+            "patient",
+            "ecog",
+            "primary_site",
+            "liver_met_count",
+            "liver_met_largest_mm",
+            "liver_met_distribution",
+            "ca19_9_u_ml",
+            "cea_ng_ml",
+        )  # fmt: skip
+    }
+    withdrawals = {w.patient_id: w for w in active(Withdrawal).only("patient", "withdrawn_on")}
+    lines = _by_patient(
+        active(RegimenLine).order_by("line_number").values_list("patient_id", "regimen", named=True)
+    )
+    cycles = _by_patient(
+        active(ChemoCycle)
+        .order_by("given_on", "id")
+        .values_list("patient_id", "given_on", "adjuvant", named=True)
+    )
+    evaluations = _by_patient(
+        active(ResponseEvaluation)
+        .order_by("evaluated_on", "id")
+        .values_list("patient_id", "recist_response", "ca19_9_change_pct", named=True)
+    )
+    mdts = _by_patient(
+        active(MdtDecision)
+        .order_by("decided_on", "id")
+        .values_list("patient_id", "decision", named=True)
+    )
     operations = {o.patient_id: o for o in active(Operation)}
     pathology = {
         p.operation_id: p
@@ -176,7 +214,7 @@ def build(
     }
     recurrences = _by_patient(active(Recurrence).order_by("detected_on", "id"))
     deaths = {d.patient_id: d for d in active(Death)}
-    alive = last_known_alive_by_patient(patient_ids=ids)
+    alive = last_known_alive_by_patient(patient_ids=scope)
 
     rows = []
     for patient_id, enrollment in sorted(

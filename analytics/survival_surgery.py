@@ -135,6 +135,20 @@ def _binary_cox(t: np.ndarray, e: np.ndarray, x: np.ndarray) -> dict:
     return _hr(cph.summary.loc["x"])
 
 
+def _empty_arm(operated_events: int, unoperated_events: int) -> str | None:
+    """A note when one arm has no event (no hazard ratio can be estimated), else None."""
+    if operated_events and unoperated_events:
+        return None
+    group = _("operated") if not operated_events else _("unoperated")
+    return _("No events among the %(group)s patients: the hazard ratio cannot be estimated.") % {
+        "group": group
+    }
+
+
+def _not_estimable(note: str) -> dict:
+    return {"hr": None, "hr_ci": [None, None], "coef": None, "se": None, "p": None, "note": note}
+
+
 def _hr(row: pd.Series) -> dict:
     return {
         "hr": _num(row["exp(coef)"]),
@@ -226,45 +240,59 @@ def surgery_effect(
     naive_frame = pd.DataFrame(
         {duration: frame["_t"], event: frame["_e"], "resected": operated}, index=frame.index
     )
-    naive_model = cox(naive_frame, duration=duration, event=event, covariates=["resected"])
-    row = naive_model["covariates"][0]
+    events = frame["_e"].astype(bool)
+    empty_arm = _empty_arm(events[operated].sum(), events[~operated].sum())
     naive = {
-        "n": naive_model["n"],
-        "events": naive_model["events"],
+        "n": len(frame),
+        "events": int(events.sum()),
         "operated": int(operated.sum()),
-        "hr": row["hr"],
-        "hr_ci": row["hr_ci"],
-        "coef": row["coef"],
-        "se": row["se"],
-        "p": row["p"],
         "biased": True,
         "reason": _(
             "Immortal-time bias: operated patients had to survive until their operation, and "
             "that time counts in their favour when survival is compared from the origin."
         ),
     }
+    if empty_arm:
+        naive |= _not_estimable(empty_arm)
+    else:
+        naive_model = cox(naive_frame, duration=duration, event=event, covariates=["resected"])
+        row = naive_model["covariates"][0]
+        naive |= {
+            "n": naive_model["n"],
+            "events": naive_model["events"],
+            "hr": row["hr"],
+            "hr_ci": row["hr_ci"],
+            "coef": row["coef"],
+            "se": row["se"],
+            "p": row["p"],
+            "note": None,
+        }
 
     counting = to_counting_process(
         frame.assign(**{surgery: day}), duration=duration, event=event, surgery=surgery
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ctv = CoxTimeVaryingFitter().fit(
-            counting,
-            id_col="id",
-            event_col="event",
-            start_col="start",
-            stop_col="stop",
-            fit_options=COX_FIT_OPTIONS,
-        )
     time_varying = {
         "n": len(frame),
         "intervals": len(counting),
         "events": int(counting["event"].sum()),
         "operated": int(operated.sum()),
-        **_hr(ctv.summary.loc["surgery"]),
     }
-    del time_varying["note"]
+    after = counting["surgery"] == 1
+    empty_arm = _empty_arm(counting.loc[after, "event"].sum(), counting.loc[~after, "event"].sum())
+    if empty_arm:
+        time_varying |= _not_estimable(empty_arm)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ctv = CoxTimeVaryingFitter().fit(
+                counting,
+                id_col="id",
+                event_col="event",
+                start_col="start",
+                stop_col="stop",
+                fit_options=COX_FIT_OPTIONS,
+            )
+        time_varying |= _hr(ctv.summary.loc["surgery"])
 
     return {
         "n": len(frame),

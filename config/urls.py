@@ -21,6 +21,8 @@ urlpatterns = [
     path("patients/", include("followup.urls")),
     path("biobank/", include("biobank.urls")),
     path("visits/", include("visits.urls")),
+    path("analytics/", include("analytics.urls")),
+    path("api/v1/", include("config.api")),
     path("admin/", admin.site.urls),
     path("health/", health.health, name="health"),
 ]

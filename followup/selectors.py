@@ -151,10 +151,14 @@ def last_known_alive(*, patient: Patient) -> KnownAlive:
 def last_known_alive_by_patient(*, patient_ids) -> dict[int, date]:
     """{patient id: last date known alive} for `patient_ids`, from the same `SOURCES` as
     `last_known_alive`; patients without any dated record are left out. One aggregate query
-    per source, whatever the number of patients."""
-    ids = list(patient_ids)
+    per source, whatever the number of patients.
+
+    `patient_ids` is a list of ids, or a queryset of patient pks (`.values("pk")`), which is
+    used as a subquery: for a large cohort that is much cheaper than thousands of parameters
+    (and has no SQLite parameter limit)."""
+    ids = patient_ids if isinstance(patient_ids, models.QuerySet) else list(patient_ids)
     latest: dict[int, date] = {}
-    if not ids:
+    if not isinstance(ids, models.QuerySet) and not ids:
         return latest
     for source in SOURCES:
         rows = (

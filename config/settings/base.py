@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "simple_history",
+    "rest_framework",
     "trial",
     "patients",
     "treatments",
@@ -150,7 +151,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # matplotlib's PDF backend logs every font subset at INFO.
+        "fontTools": {"level": "WARNING"},
+    },
 }
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 SIMPLE_HISTORY_REVERT_DISABLED = True
@@ -162,3 +167,26 @@ SITE_URL = env_str("SITE_URL", "").rstrip("/") or "http://127.0.0.1:8000"
 REMINDER_HOUR = env_int("REMINDER_HOUR", 7)
 REMINDER_DUE_WITHIN_DAYS = 3  # a visit is "due soon" from this many days before its window
 MDT_PENDING_DAYS = 14  # investigators are reminded of a referral with no decision after this
+
+# REST API (/api/v1/: config/api.py; shared policies: config/api_policies.py): JSON only, for
+# logged-in users with the right permission; errors are JSON too, with the messages keyed by
+# the query parameter to fix. Sessions are the only authentication for now (TODO: token
+# authentication for scripts comes with the export API). The throttle counts requests per
+# user in the default cache: a per-process cache unless a shared one (Redis) is configured,
+# so with several web processes each counts on its own.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["config.api_policies.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The browsable HTML view only while DEBUG is on (ContentNegotiation decides per request,
+    # so settings/local.py's DEBUG counts).
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.api_policies.ContentNegotiation",
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "config.api_policies.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": env_str("API_THROTTLE_USER", "120/min")},
+    "STRICT_JSON": True,
+}

@@ -169,3 +169,25 @@ def test_surgery_effect_counts_operations_after_follow_up_and_refuses_nothing_to
         surgery_effect(df.assign(os_event=0))
     with pytest.raises(SurvivalError, match="Days must be 0 or more; -90 is negative."):
         surgery_effect(df, landmarks=(-90,))
+
+
+def test_no_event_among_the_operated_gives_no_hazard_ratio_but_says_why():
+    rng = np.random.default_rng(7)
+    n = 60
+    operated = np.arange(n) < 15
+    frame = pd.DataFrame(
+        {
+            "subject_code": [f"S{i:03d}" for i in range(n)],
+            "os_days": rng.integers(200, 900, n),
+            # Every operated patient is alive (censored); the others die.
+            "os_event": np.where(operated, 0, 1),
+            "surgery_days": np.where(operated, 120, np.nan),
+        }
+    )
+    result = surgery_effect(frame, landmarks=(90,))
+    for analysis in (result["naive"], result["time_varying"]):
+        assert analysis["hr"] is None
+        assert analysis["hr_ci"] == [None, None]
+        assert "No events among the operated patients" in analysis["note"]
+    assert result["naive"]["biased"] is True
+    json.dumps(result)  # strict JSON: no NaN sneaks in

@@ -1,0 +1,13 @@
+"""/api/v1/analytics/: the survival API (included by config/api.py)."""
+
+from django.urls import path
+
+from analytics.api import views
+
+app_name = "analytics_api"
+
+urlpatterns = [
+    path("survival/", views.survival_view, name="survival"),
+    path("cox/", views.cox_view, name="cox"),
+    path("surgery-effect/", views.surgery_effect_view, name="surgery-effect"),
+]
