@@ -344,6 +344,7 @@ GROUPINGS: dict[str, Grouping] = {
         ),
         Grouping(
             "ca19_9_response",
+            # xgettext:no-python-format
             gettext_lazy("CA19-9 decline of 50% or more at the first evaluation"),
             _ca19_9_response,
             ("<50% decline", ">=50% decline"),
