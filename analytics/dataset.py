@@ -26,6 +26,7 @@ from enum import StrEnum
 from django.db.models import QuerySet
 
 from assessments.models import ResponseEvaluation
+from exchange.models import RetrospectiveAbstract
 from followup.models import Death, Recurrence
 from followup.selectors import last_known_alive_by_patient
 from patients.models import Baseline, Enrollment, Patient, Screening, Withdrawal
@@ -215,34 +216,93 @@ def build(
     recurrences = _by_patient(active(Recurrence).order_by("detected_on", "id"))
     deaths = {d.patient_id: d for d in active(Death)}
     alive = last_known_alive_by_patient(patient_ids=scope)
+    abstracts = {a.patient_id: a for a in active(RetrospectiveAbstract)}
 
     rows = []
     for patient_id, enrollment in sorted(
         enrollments.items(), key=lambda item: item[1].patient.subject_code
     ):
         patient = enrollment.patient
-        rows.append(
-            _row(
-                patient=patient,
-                enrollment=enrollment,
-                origin=origin,
-                screening=screenings.get(patient_id),
-                baseline=baselines.get(patient_id),
-                withdrawal=withdrawals.get(patient_id),
-                lines=lines.get(patient_id, []),
-                cycles=cycles.get(patient_id, []),
-                evaluations=evaluations.get(patient_id, []),
-                mdts=mdts.get(patient_id, []),
-                operation=operations.get(patient_id),
-                pathology=pathology,
-                complications=complications,
-                discharges=discharges,
-                recurrences=recurrences.get(patient_id, []),
-                death=deaths.get(patient_id),
-                last_alive=alive.get(patient_id),
-            )
+        row = _row(
+            patient=patient,
+            enrollment=enrollment,
+            origin=origin,
+            screening=screenings.get(patient_id),
+            baseline=baselines.get(patient_id),
+            withdrawal=withdrawals.get(patient_id),
+            lines=lines.get(patient_id, []),
+            cycles=cycles.get(patient_id, []),
+            evaluations=evaluations.get(patient_id, []),
+            mdts=mdts.get(patient_id, []),
+            operation=operations.get(patient_id),
+            pathology=pathology,
+            complications=complications,
+            discharges=discharges,
+            recurrences=recurrences.get(patient_id, []),
+            death=deaths.get(patient_id),
+            last_alive=alive.get(patient_id),
         )
+        abstract = abstracts.get(patient_id)
+        rows.append(_with_abstract(row, abstract) if abstract else row)
     return rows
+
+
+# The retrospective abstract (exchange.RetrospectiveAbstract) holds what a chart review found
+# but no CRF can hold without invented data (a cycle count without cycle dates, a best
+# response without imaging, a partly abstracted operation). A CRF value always wins; the
+# abstract only fills what the CRFs leave empty.
+_ABSTRACT_FALLBACK = {
+    "ecog": "ecog",
+    "primary_site": "primary_site",
+    "liver_mets_count": "liver_mets_count",
+    "liver_mets_largest_mm": "liver_mets_largest_mm",
+    "liver_mets_distribution": "liver_mets_distribution",
+    "ca19_9_baseline": "ca19_9_u_ml",
+    "cea_baseline": "cea_ng_ml",
+    "regimen": "regimen",
+    "first_cycle_on": "first_cycle_on",
+    "best_response": "best_response",
+    "r_status": "r_status",
+}
+
+
+def _with_abstract(row: dict, abstract) -> dict:
+    """`row` with the empty values filled from the patient's retrospective abstract; an
+    operation or recurrence known only from the abstract also sets resection and RFS."""
+    row = dict(row)
+    for column, field in _ABSTRACT_FALLBACK.items():
+        value = getattr(abstract, field, None)
+        if row.get(column) in (None, "") and value not in (None, ""):
+            row[column] = _number(value) if isinstance(value, Decimal) else value
+    if not row["cycles_before_surgery"] and abstract.cycles_count:  # no cycle recorded
+        row["cycles_before_surgery"] = abstract.cycles_count
+    if not row["resected"] and abstract.surgery_on:
+        row["resected"] = True
+        row["surgery_on"] = abstract.surgery_on
+        row["surgery_days"] = _days(row["origin_on"], abstract.surgery_on)
+        procedures = [abstract.pancreatic_procedure, abstract.liver_procedures.replace(";", "+")]
+        row["procedures"] = "+".join(p for p in procedures if p) or None
+        died_on = row["death_on"]
+        row["mortality_90d"] = died_on is not None and _days(abstract.surgery_on, died_on) <= 90
+    operated_on = row["surgery_on"]
+    if row["recurrence_on"] is None and abstract.recurrence_on:
+        row["recurrence_on"] = abstract.recurrence_on
+        row["recurrence_kind"] = (
+            Recurrence.Kind.RECURRENCE
+            if operated_on and abstract.recurrence_on > operated_on
+            else Recurrence.Kind.PROGRESSION
+        )
+        row["recurrence_sites"] = abstract.recurrence_sites or None
+    if operated_on and row["rfs_event"] != 1:
+        recurrence_on = row["recurrence_on"]
+        if row["recurrence_kind"] == Recurrence.Kind.RECURRENCE and recurrence_on > operated_on:
+            row["rfs_days"], row["rfs_event"] = _days(operated_on, recurrence_on), 1
+        elif row["death_on"]:
+            row["rfs_days"], row["rfs_event"] = _days(operated_on, row["death_on"]), 1
+        elif row["last_known_alive"]:
+            row["rfs_days"] = max(_days(operated_on, row["last_known_alive"]), 0)
+            row["rfs_event"] = 0
+    return row
 
 
 def _row(

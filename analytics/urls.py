@@ -17,4 +17,5 @@ urlpatterns = [
     path("swimmer.<str:fmt>", views.swimmer_figure, name="swimmer-figure"),
     path("waterfall/", views.waterfall_page, name="waterfall"),
     path("waterfall.<str:fmt>", views.waterfall_figure, name="waterfall-figure"),
+    path("exports/log/", views.export_log_page, name="export-log"),
 ]

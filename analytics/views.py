@@ -17,6 +17,7 @@ from functools import wraps
 
 import pandas as pd
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.urls import reverse
@@ -27,6 +28,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from analytics import dashboard, figures_data, plots, selectors
+from analytics.exports.log import export_log
 from analytics.forms import (
     ENDPOINTS,
     ORIGIN_CHOICES,
@@ -572,3 +574,21 @@ def waterfall_figure(request: HttpRequest, fmt: str) -> HttpResponse:
     kind = form.cleaned_data["kind"]
     _data, fig = _waterfall(request, kind)
     return figure_response(fig, fmt, f"plm-edc_waterfall-{kind.replace('_', '')}_{_today_text()}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Export log
+
+
+EXPORT_LOG_PAGE_SIZE = 50
+
+
+@login_required
+@require_GET
+def export_log_page(request: HttpRequest) -> HttpResponse:
+    """Who exported what, when, in which format, with which parameters, how many rows and the
+    data version: data managers (analytics.view_exportlog), the exports of their sites' users
+    (`analytics.exports.log.export_log`; PermissionDenied → 403 for anyone else)."""
+    logs = export_log(user=request.user)
+    page = Paginator(logs, EXPORT_LOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "analytics/export_log.html", {"page": page})

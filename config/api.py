@@ -1,18 +1,64 @@
-"""The REST API at /api/v1/ (included by config/urls.py): one router for the apps' read-only
-exports and the analytics endpoints. A breaking change adds /api/v2/ beside this one.
+"""The REST API at /api/v1/ (included by config/urls.py): the token endpoint, one router for
+the apps' read-only exports, the analytics endpoints, the statisticians' exports and the form
+read endpoints. A breaking change adds /api/v2/ beside this one. The OpenAPI schema and its
+Swagger UI are at /api/schema/ and /api/docs/ (`docs_urlpatterns`, included under /api/).
 
-Shared policies (JSON only, session authentication, permission and throttle defaults, JSON
-errors keyed by the parameter to fix) are in REST_FRAMEWORK (config/settings/base.py) and
-config/api_policies.py.
+Shared policies (JSON only, token and session authentication, permission and throttle
+defaults, JSON errors keyed by the parameter to fix) are in REST_FRAMEWORK
+(config/settings/base.py) and config/api_policies.py.
 """
 
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
-from rest_framework import routers
+from drf_spectacular.authentication import SessionScheme
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import parsers, renderers, routers, throttling
+from rest_framework.authtoken.views import ObtainAuthToken
+
+
+class ApiSessionScheme(SessionScheme):
+    """The schema's name for config.api_policies.SessionAuthentication (the session cookie)."""
+
+    target_class = "config.api_policies.SessionAuthentication"
+
+
+class TokenThrottle(throttling.AnonRateThrottle):
+    """Token requests per client address (REST_FRAMEWORK's rate "token"), whoever asks."""
+
+    scope = "token"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ObtainToken(ObtainAuthToken):
+    """POST /api/v1/auth/token/ {"username", "password"} → {"token": "…"}: the user's API
+    token (the same one on every call; an administrator deletes it in the admin to revoke
+    it). JSON only; wrong credentials or an inactive user → 400; throttled per address."""
+
+    authentication_classes = []  # a session must not make this a CSRF-checked request
+    parser_classes = [parsers.JSONParser]
+    renderer_classes = [renderers.JSONRenderer]
+    throttle_classes = [TokenThrottle]
+
 
 # Read-only export ViewSets of the apps register here (CONVENTIONS.md, "REST API").
 router = routers.SimpleRouter()
 
 urlpatterns = [
+    path("auth/token/", ObtainToken.as_view(), name="api-token"),
     path("analytics/", include("analytics.api.urls")),
+    path("exports/", include("analytics.api.export_urls")),
+    path("forms/", include("analytics.api.form_urls")),
     *router.urls,
+]
+
+# The schema for scripts; the docs page for a browser session (else the login page).
+docs_urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "docs/",
+        login_required(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
 ]

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from config import health
+from config import api, health
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="patients:patient-list"), name="home"),
@@ -21,8 +21,10 @@ urlpatterns = [
     path("patients/", include("followup.urls")),
     path("biobank/", include("biobank.urls")),
     path("visits/", include("visits.urls")),
+    path("exchange/", include("exchange.urls")),
     path("analytics/", include("analytics.urls")),
     path("api/v1/", include("config.api")),
+    path("api/", include(api.docs_urlpatterns)),
     path("admin/", admin.site.urls),
     path("health/", health.health, name="health"),
 ]

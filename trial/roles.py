@@ -61,7 +61,11 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.STATISTICIAN: _VIEW_CLINICAL | _ANALYTICS,
     # Source-data verification compares with the hospital chart, so monitors see identity.
     Role.MONITOR: _VIEW_CLINICAL | _PHI,
-    Role.DATA_MANAGER: _VIEW_CLINICAL | _ANALYTICS,
+    # Data managers also bring the retrospective cohort in from spreadsheets (exchange/), and
+    # read the export log and the audit records of the ODM export (analytics.api.exports).
+    Role.DATA_MANAGER: _VIEW_CLINICAL
+    | _ANALYTICS
+    | {"exchange.run_import", "analytics.view_exportlog"},
     Role.SITE_ADMIN: {
         "patients.view_patient",
         "auth.view_user",

@@ -1,4 +1,5 @@
-"""/api/v1/analytics/: the survival API (included by config/api.py)."""
+"""/api/v1/analytics/: the survival API (included by config/api.py). The exports are in
+analytics/api/export_urls.py, the form read endpoints in analytics/api/form_urls.py."""
 
 from django.urls import path
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import pandas as pd
 from django.http import QueryDict
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
@@ -46,6 +48,58 @@ PARAMETER_OF_FIELD = {
 }
 # Parameters DRF itself reads (?format=json).
 FRAMEWORK_PARAMETERS = ("format",)
+
+
+# --- OpenAPI descriptions of the query parameters (drf-spectacular) ------------------------
+
+_ORIGIN = OpenApiParameter("origin", OpenApiTypes.STR, enum=[o.value for o in Origin])
+_DAYS = "Comma-separated whole days, e.g. 90,180,270."
+_ANSWERS = {
+    200: OpenApiResponse(OpenApiTypes.OBJECT, description="The analysis."),
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description="A parameter to fix: {name: [message]}."),
+    401: OpenApiResponse(OpenApiTypes.OBJECT, description="Not authenticated."),
+    403: OpenApiResponse(OpenApiTypes.OBJECT, description="Not allowed to see the analyses."),
+}
+SURVIVAL_SCHEMA = extend_schema(
+    operation_id="analytics_survival",
+    summary="Kaplan-Meier summary of OS or RFS",
+    parameters=[
+        OpenApiParameter("endpoint", OpenApiTypes.STR, enum=list(ENDPOINTS), required=True),
+        OpenApiParameter("group_by", OpenApiTypes.STR, enum=list(survival.GROUPINGS)),
+        _ORIGIN,
+        OpenApiParameter("at", OpenApiTypes.STR, description=_DAYS),
+        OpenApiParameter("landmark_days", OpenApiTypes.INT, description="One landmark day."),
+    ],
+    responses=_ANSWERS,
+    tags=["analytics"],
+)
+COX_SCHEMA = extend_schema(
+    operation_id="analytics_cox",
+    summary="Cox proportional-hazards model",
+    parameters=[
+        OpenApiParameter("endpoint", OpenApiTypes.STR, enum=list(ENDPOINTS), required=True),
+        OpenApiParameter(
+            "covariates",
+            OpenApiTypes.STR,
+            required=True,
+            description="Comma-separated, among: %s." % ", ".join(survival.COVARIATES),
+        ),
+        _ORIGIN,
+    ],
+    responses=_ANSWERS,
+    tags=["analytics"],
+)
+SURGERY_EFFECT_SCHEMA = extend_schema(
+    operation_id="analytics_surgery_effect",
+    summary="Resected vs not: naive, landmark and time-varying Cox",
+    parameters=[
+        OpenApiParameter("endpoint", OpenApiTypes.STR, enum=["os"], required=True),
+        OpenApiParameter("landmark_days", OpenApiTypes.STR, description=_DAYS),
+        _ORIGIN,
+    ],
+    responses=_ANSWERS,
+    tags=["analytics"],
+)
 
 
 class CanViewAnalytics(permissions.BasePermission):
@@ -164,6 +218,7 @@ def landmark_frame(frame: pd.DataFrame, *, endpoint: str, day: int) -> pd.DataFr
     return kept
 
 
+@SURVIVAL_SCHEMA
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated, CanViewAnalytics])
 def survival_view(request: Request) -> Response:
@@ -204,6 +259,7 @@ def survival_view(request: Request) -> Response:
     )
 
 
+@COX_SCHEMA
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated, CanViewAnalytics])
 def cox_view(request: Request) -> Response:
@@ -236,6 +292,7 @@ def cox_view(request: Request) -> Response:
     return Response({"endpoint": endpoint, "origin": origin.value, **result})
 
 
+@SURGERY_EFFECT_SCHEMA
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated, CanViewAnalytics])
 def surgery_effect_view(request: Request) -> Response:

@@ -30,6 +30,9 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "simple_history",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "trial",
     "patients",
     "treatments",
@@ -38,6 +41,7 @@ INSTALLED_APPS = [
     "biobank",
     "followup",
     "visits",
+    "exchange",
     "analytics",
 ]
 
@@ -170,12 +174,16 @@ MDT_PENDING_DAYS = 14  # investigators are reminded of a referral with no decisi
 
 # REST API (/api/v1/: config/api.py; shared policies: config/api_policies.py): JSON only, for
 # logged-in users with the right permission; errors are JSON too, with the messages keyed by
-# the query parameter to fix. Sessions are the only authentication for now (TODO: token
-# authentication for scripts comes with the export API). The throttle counts requests per
+# the query parameter to fix. Scripts authenticate with a token (POST /api/v1/auth/token/,
+# then "Authorization: Token …"), the browser with its session. The throttle counts requests per
 # user in the default cache: a per-process cache unless a shared one (Redis) is configured,
 # so with several web processes each counts on its own.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["config.api_policies.SessionAuthentication"],
+    # Token first: a script without a token is answered 401 with "WWW-Authenticate: Token".
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "config.api_policies.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # The browsable HTML view only while DEBUG is on (ContentNegotiation decides per request,
     # so settings/local.py's DEBUG counts).
@@ -187,6 +195,45 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "config.api_policies.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"user": env_str("API_THROTTLE_USER", "120/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_THROTTLE_USER", "120/min"),
+        # POST /api/v1/auth/token/ per client address: password guessing stays slow.
+        "token": "10/min",
+    },
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "STRICT_JSON": True,
 }
+
+# OpenAPI 3 schema at /api/schema/ and Swagger UI at /api/docs/ (logged-in users), the UI
+# served from drf-spectacular-sidecar's static files: hospital networks block CDNs.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PLM-EDC API",
+    "DESCRIPTION": (
+        "Read endpoints of every CRF and the statisticians' exports (analysis dataset, form "
+        "tables, codebook, CDISC ODM 1.3.2). Authenticate with a token from "
+        "POST /api/v1/auth/token/ (header `Authorization: Token <token>`) or a browser session."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set shared by several fields (check --deploy warns otherwise).
+    "ENUM_NAME_OVERRIDES": {
+        "CohortEnum": "trial.models.Cohort",
+        "FormStatusEnum": "trial.models.FormStatus",
+        "PatientStatusEnum": "patients.models.Patient.Status",
+        "VisitStatusEnum": "visits.models.VisitStatus",
+        "ResponseEnum": "assessments.models.ImagingStudy.Response",
+        "PancreaticProcedureEnum": "surgery.models.PancreaticProcedure",
+        "MarginEnum": "surgery.models.Pathology.Margin",
+    },
+}
+
+# Date shifting of de-identified exports (analytics.exports.deid): the secret of the per-patient
+# offsets. Empty = SECRET_KEY. Set it once and keep it: changing it changes every offset, so
+# shifted tables of different releases no longer line up.
+EXPORT_DATE_SHIFT_SECRET = env_str("EXPORT_DATE_SHIFT_SECRET", "")
