@@ -295,14 +295,35 @@ def _with_abstract(row: dict, abstract) -> dict:
         row["recurrence_sites"] = abstract.recurrence_sites or None
     if operated_on and row["rfs_event"] != 1:
         recurrence_on = row["recurrence_on"]
-        if row["recurrence_kind"] == Recurrence.Kind.RECURRENCE and recurrence_on > operated_on:
-            row["rfs_days"], row["rfs_event"] = _days(operated_on, recurrence_on), 1
-        elif row["death_on"]:
-            row["rfs_days"], row["rfs_event"] = _days(operated_on, row["death_on"]), 1
-        elif row["last_known_alive"]:
-            row["rfs_days"] = max(_days(operated_on, row["last_known_alive"]), 0)
-            row["rfs_event"] = 0
+        recurred = row["recurrence_kind"] == Recurrence.Kind.RECURRENCE
+        row["rfs_days"], row["rfs_event"] = _rfs(
+            operated_on,
+            recurrence_on=recurrence_on if recurred and recurrence_on > operated_on else None,
+            died_on=row["death_on"],
+            last_alive=row["last_known_alive"],
+        )
     return row
+
+
+def _rfs(
+    operated_on: date | None,
+    *,
+    recurrence_on: date | None,
+    died_on: date | None,
+    last_alive: date | None,
+) -> tuple[int | None, int | None]:
+    """(rfs_days, rfs_event) of a resected patient: to the recurrence after the operation or
+    death, whichever first (event 1), else censored at the last date known alive (event 0);
+    (None, None) without an operation or a date to end on."""
+    if not operated_on:
+        return None, None
+    if recurrence_on is not None:
+        return _days(operated_on, recurrence_on), 1
+    if died_on:
+        return _days(operated_on, died_on), 1
+    if last_alive:
+        return max(_days(operated_on, last_alive), 0), 0
+    return None, None
 
 
 def _row(
@@ -364,14 +385,12 @@ def _row(
         ),
         None,
     )
-    rfs_days = rfs_event = None
-    if operated_on:
-        if recurrence is not None:
-            rfs_days, rfs_event = _days(operated_on, recurrence.detected_on), 1
-        elif died_on:
-            rfs_days, rfs_event = _days(operated_on, died_on), 1
-        elif last_alive:
-            rfs_days, rfs_event = max(_days(operated_on, last_alive), 0), 0
+    rfs_days, rfs_event = _rfs(
+        operated_on,
+        recurrence_on=recurrence.detected_on if recurrence else None,
+        died_on=died_on,
+        last_alive=last_alive,
+    )
     first_event = recurrence or (recurrences[0] if recurrences else None)
 
     margins = [path.margin_pancreas, path.margin_liver] if path else []

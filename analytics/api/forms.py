@@ -17,7 +17,6 @@ role has it); rows are scoped by the user's sites like the pages.
 from __future__ import annotations
 
 from django.db import models
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -37,6 +36,7 @@ from analytics.exports.forms import (
     Kind,
     column_codes,
     export_patients,
+    finish_row,
     form_queryset,
 )
 
@@ -151,21 +151,9 @@ def _date_field(form: ExportForm) -> models.Field | None:
 
 
 def as_row(form: ExportForm, record: dict) -> dict:
-    """A record of `rows_queryset` as the form's row: column names in order, local times,
-    the voided flag and the computed columns (as `forms.export_rows` does)."""
-    row = {}
-    for column in form.columns:
-        if column.lookup:
-            value = record[column.lookup]
-            if column.kind == Kind.DATETIME and value is not None:
-                value = timezone.localtime(value)
-            row[column.name] = value
-    if form.audited:
-        row["voided"] = bool(record["export_voided"])
-    for column in form.columns:
-        if column.compute:
-            row[column.name] = column.compute(row)
-    return {name: row[name] for name in form.column_names}
+    """A record of `rows_queryset` as the form's row, built like `forms.export_rows` does."""
+    row = {column.name: record[column.lookup] for column in form.columns if column.lookup}
+    return finish_row(form, row, voided=bool(record.get("export_voided")))
 
 
 # --- schema -------------------------------------------------------------------------------

@@ -829,6 +829,21 @@ def form_queryset(
     return queryset.order_by(*order)
 
 
+def finish_row(form: ExportForm, row: dict, *, voided: bool) -> dict:
+    """A row of the stored columns (keyed by column name) made into the form's export row:
+    local times, the voided flag, the computed columns, in column order. Shared by the
+    streamed exports and the read API, so the two cannot differ."""
+    for column in form.columns:
+        if column.lookup and column.kind == Kind.DATETIME and row[column.name] is not None:
+            row[column.name] = timezone.localtime(row[column.name])
+    if form.audited:
+        row["voided"] = voided
+    for column in form.columns:
+        if column.compute:
+            row[column.name] = column.compute(row)
+    return {name: row[name] for name in form.column_names}
+
+
 def export_rows(
     form: ExportForm,
     *,
@@ -860,22 +875,13 @@ def export_rows(
         form, patients_qs=patients_qs, include_voided=include_voided, by_patient_id=by_patient_id
     )
     names = [c.name for c in read]
-    datetimes = [c.name for c in read if c.kind == Kind.DATETIME]
     dates = [c.name for c in columns if c.is_date]
-    computed = [c for c in columns if c.compute]
     offsets = deid.Offsets() if date_shift else None
     for values in queryset.values_list(*lookups).iterator(chunk_size=CHUNK_SIZE):
         patient_id = values[0]
         row = dict(zip(names, values[1 : len(names) + 1], strict=True))
         voided = bool(values[-1]) if audited else False
-        for name in datetimes:
-            if row[name] is not None:
-                row[name] = timezone.localtime(row[name])
-        if audited:
-            row["voided"] = voided
-        for column in computed:
-            row[column.name] = column.compute(row)
-        row = {name: row[name] for name in form.column_names}
+        row = finish_row(form, row, voided=voided)
         if hasher is not None and not voided:
             hasher.update(form.name, row)
         if offsets is not None:
