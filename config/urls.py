@@ -22,6 +22,7 @@ urlpatterns = [
     path("biobank/", include("biobank.urls")),
     path("visits/", include("visits.urls")),
     path("exchange/", include("exchange.urls")),
+    path("quality/", include("trial.urls")),
     path("analytics/", include("analytics.urls")),
     path("api/v1/", include("config.api")),
     path("api/", include(api.docs_urlpatterns)),

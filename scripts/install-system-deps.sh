@@ -9,10 +9,10 @@
 #   scripts/install-system-deps.sh --check   only list what is missing (exit 0 either way)
 set -euo pipefail
 
-# The packages, one per line with why. Add new ones here (e.g. `chromium` for PDF/screenshot
-# rendering of pages).
+# The packages, one per line with why.
 SYSTEM_PACKAGES=(
   fonts-noto-cjk  # Chinese glyphs in analytics plots (matplotlib) and rendered reports
+  chromium        # the browser of the end-to-end journey (Playwright drives /usr/bin/chromium)
 )
 
 missing=()

@@ -54,17 +54,39 @@ _PHI = {"patients.view_phi", "patients.view_patientidentity"}
 _ANALYTICS = {"trial.view_analytics"}
 _ENTER_PHI = {"patients.add_patientidentity", "patients.change_patientidentity"}
 
+# Data management (trial/lifecycle.py, trial/queries.py, trial/audit.py): who verifies, signs,
+# locks, raises and answers queries, and reads the audit trail and the login log.
+_ANSWER = {"trial.answer_query"}
+_SDV = {"trial.verify_source"}
+_SIGN = {"trial.sign_record"}
+_LOCK = {"trial.lock_record"}
+_RAISE = {"trial.raise_query"}
+_AUDIT = {"trial.view_audit"}
+_LOGIN_LOG = {"trial.view_login_log"}
+
 ROLE_PERMISSIONS: dict[str, set[str]] = {
-    Role.COORDINATOR: _VIEW_CLINICAL | (_ENTER_CLINICAL - _MDT) | _PHI | _ENTER_PHI,
-    Role.INVESTIGATOR: _VIEW_CLINICAL | _ENTER_CLINICAL | _PHI | _ENTER_PHI | _ANALYTICS,
+    Role.COORDINATOR: _VIEW_CLINICAL | (_ENTER_CLINICAL - _MDT) | _PHI | _ENTER_PHI | _ANSWER,
+    Role.INVESTIGATOR: _VIEW_CLINICAL
+    | _ENTER_CLINICAL
+    | _PHI
+    | _ENTER_PHI
+    | _ANALYTICS
+    | _ANSWER
+    | _SIGN,
     # De-identified data only: never PHI, never a write.
     Role.STATISTICIAN: _VIEW_CLINICAL | _ANALYTICS,
-    # Source-data verification compares with the hospital chart, so monitors see identity.
-    Role.MONITOR: _VIEW_CLINICAL | _PHI,
+    # Source-data verification compares with the hospital chart, so monitors see identity. They
+    # raise queries and read the audit trail; they never change a clinical value.
+    Role.MONITOR: _VIEW_CLINICAL | _PHI | _SDV | _RAISE | _AUDIT,
     # Data managers also bring the retrospective cohort in from spreadsheets (exchange/), and
     # read the export log and the audit records of the ODM export (analytics.api.exports).
+    # They lock forms, casebooks and the study (database lock) and read the login log.
     Role.DATA_MANAGER: _VIEW_CLINICAL
     | _ANALYTICS
+    | _RAISE
+    | _LOCK
+    | _AUDIT
+    | _LOGIN_LOG
     | {"exchange.run_import", "analytics.view_exportlog"},
     Role.SITE_ADMIN: {
         "patients.view_patient",
@@ -78,6 +100,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "trial.delete_sitemembership",
         # The reminder log of their sites (visits/admin.py): whom reminders went to, failures.
         "visits.view_reminder",
+        # Who logged in, failed or was locked out (account security).
+        "trial.view_login_log",
     },
 }
 

@@ -1,15 +1,95 @@
 """Writes every clinical record goes through: version check, reason for change, audit, voiding."""
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from trial.models import AuditedModel, ClinicalModel, FormStatus
+from trial.models import AuditedModel, Casebook, ClinicalModel, FormStatus, Study
+
+# The statuses an edit of the data takes back to complete (the verification or signature no
+# longer covers what is stored).
+RESET_BY_EDIT = (FormStatus.VERIFIED, FormStatus.SIGNED)
+
+# Records whose verification or signature an edit just undid, for the page to say so.
+_resets: ContextVar[list | None] = ContextVar("lifecycle_resets", default=None)
+
+
+@contextmanager
+def collect_lifecycle_resets():
+    """Yields a list that gets (record, former status) for every verified or signed record an
+    edit inside the block returned to complete."""
+    collected: list = []
+    token = _resets.set(collected)
+    try:
+        yield collected
+    finally:
+        _resets.reset(token)
+
+
+def patient_id_of(instance: AuditedModel) -> int | None:
+    """The id of the patient whose casebook `instance` belongs to (the patient itself for a
+    patient), or None for records outside any casebook (freezers, child rows)."""
+    if type(instance) is Casebook._meta.get_field("patient").related_model:
+        return instance.pk
+    return getattr(instance, "patient_id", None)
+
+
+def _locked_message(patient_id: int | None) -> str:
+    study = Study.objects.filter(locked_at__isnull=False).first()
+    if study is not None:
+        return _(
+            "The study database is locked (%(when)s): no record can change until a data "
+            "manager unlocks it."
+        ) % {"when": timezone.localtime(study.locked_at).strftime("%Y-%m-%d")}
+    return _(
+        "This patient's casebook is locked: no record of it can change until a data manager "
+        "unlocks it."
+    )
+
+
+def casebook_touch(instance: AuditedModel) -> None:
+    """Refuse a write while the study or the record's casebook is locked, and otherwise move the
+    casebook's version (a casebook signature then no longer holds). One UPDATE normally; the
+    casebook row is created on the first write of the patient's records."""
+    patient_id = patient_id_of(instance)
+    if patient_id is None:
+        # A new patient: only the study lock applies. Records outside any casebook (storage,
+        # child rows saved with their parent form) are not locked here.
+        is_patient = type(instance) is Casebook._meta.get_field("patient").related_model
+        if is_patient and Study.objects.filter(locked_at__isnull=False).exists():
+            raise ValidationError(_locked_message(None))
+        return
+    moved = Casebook.objects.filter(
+        patient_id=patient_id,
+        locked_at__isnull=True,
+        patient__site__study__locked_at__isnull=True,
+    ).update(version=F("version") + 1)
+    if moved:
+        return
+    if (
+        Study.objects.filter(locked_at__isnull=False).exists()
+        or Casebook.objects.filter(patient_id=patient_id, locked_at__isnull=False).exists()
+    ):
+        raise ValidationError(_locked_message(patient_id))
+    Casebook.objects.get_or_create(patient_id=patient_id, defaults={"version": 1})
+
+
+def _refuse_locked_form(stored: AuditedModel) -> None:
+    if isinstance(stored, ClinicalModel) and stored.status == FormStatus.LOCKED:
+        raise ValidationError(
+            _(
+                "This form is locked: it cannot change until a data manager unlocks it with a "
+                "reason."
+            )
+        )
 
 
 @dataclass
@@ -101,10 +181,12 @@ def clinical_save(
     if instance.pk is None:
         instance.created_by = user
         instance.version = 1
+        casebook_touch(instance)
     else:
         stored = model._base_manager.select_for_update().get(pk=instance.pk)
         if stored.voided_at is not None:
             raise ValidationError(_("This record was voided and can no longer be edited."))
+        _refuse_locked_form(stored)
         if expected_version is not None and stored.version != expected_version:
             raise StaleRecordError(
                 instance=stored,
@@ -114,16 +196,26 @@ def clinical_save(
                 changed_at=stored.updated_at,
                 changed_fields=_changed_fields(stored, instance),
             )
-        if isinstance(instance, ClinicalModel) and complete:
-            instance.status = FormStatus.COMPLETE
-        if not touch and not _changed_fields(stored, instance):
+        if isinstance(instance, ClinicalModel):
+            # The lifecycle status is the stored one; only a draft moves, to complete.
+            instance.status = stored.status
+            if complete and stored.status == FormStatus.DRAFT:
+                instance.status = FormStatus.COMPLETE
+        changed = _changed_fields(stored, instance)
+        if not touch and not changed:
             return stored
         if stored.is_complete and not reason:
             raise ValidationError(
                 {"change_reason": _("This form is complete: give a reason for the change.")}
             )
+        casebook_touch(instance)
+        if isinstance(instance, ClinicalModel) and stored.status in RESET_BY_EDIT:
+            instance.status = FormStatus.COMPLETE
+            collected = _resets.get()
+            if collected is not None:
+                collected.append((instance, stored.status))
         instance.version = stored.version + 1
-    if isinstance(instance, ClinicalModel) and complete:
+    if instance.pk is None and isinstance(instance, ClinicalModel) and complete:
         instance.status = FormStatus.COMPLETE
     instance.updated_by = user
     _full_clean(instance)
@@ -153,6 +245,7 @@ def clinical_void(
     stored = model._base_manager.select_for_update().get(pk=instance.pk)
     if stored.voided_at is not None:
         raise ValidationError(_("This record is already voided."))
+    _refuse_locked_form(stored)
     if expected_version is not None and stored.version != expected_version:
         raise StaleRecordError(
             instance=stored,
@@ -162,6 +255,7 @@ def clinical_void(
             changed_at=stored.updated_at,
             changed_fields=(),
         )
+    casebook_touch(stored)
     stored.voided_at = timezone.now()
     stored.voided_by = user
     stored.void_reason = reason

@@ -10,7 +10,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from trial.forms import CRFForm, VoidForm
-from trial.services import StaleRecordError
+from trial.models import FormStatus
+from trial.services import StaleRecordError, collect_lifecycle_resets
 
 
 def attach_errors(forms: list[CRFForm], error: ValidationError) -> None:
@@ -43,11 +44,12 @@ def crf_submit(
     complete = "save_draft" not in request.POST
     if all(form.is_valid() for form in forms):
         try:
-            save(
-                main.cleaned_data.get("version"),
-                main.cleaned_data.get("change_reason", ""),
-                complete,
-            )
+            with collect_lifecycle_resets() as resets:
+                save(
+                    main.cleaned_data.get("version"),
+                    main.cleaned_data.get("change_reason", ""),
+                    complete,
+                )
         except StaleRecordError as conflict:
             # The page may hold several records: refresh the version of the one that changed.
             stale = next(
@@ -78,6 +80,16 @@ def crf_submit(
             )
         else:
             messages.success(request, _("Saved."))
+            for record, former in resets:
+                what = _("signed") if former == FormStatus.SIGNED else _("source-verified")
+                messages.warning(
+                    request,
+                    _(
+                        "%(record)s was %(what)s; your change returned it to complete, so it "
+                        "needs to be verified and signed again."
+                    )
+                    % {"record": record._meta.verbose_name.capitalize(), "what": what},
+                )
             return redirect(success_url)
     return render(request, template, {**context, "forms": forms, "form": main}, status=200)
 

@@ -237,3 +237,8 @@ SPECTACULAR_SETTINGS = {
 # offsets. Empty = SECRET_KEY. Set it once and keep it: changing it changes every offset, so
 # shifted tables of different releases no longer line up.
 EXPORT_DATE_SHIFT_SECRET = env_str("EXPORT_DATE_SHIFT_SECRET", "")
+
+# The audit trail's hash chain (trial/audit.py): every history row carries an HMAC with this key
+# over its content and the previous row of the same record. Empty = SECRET_KEY. Keep it out of
+# the database's reach: whoever holds it and the database could rewrite the chain.
+AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", "")

@@ -1,0 +1,3 @@
+"""URLs of trial/views_audit.py (data management)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URLs of trial/views_lifecycle.py (data management)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URLs of trial/views_queries.py (data management)."""
+
+urlpatterns: list = []
