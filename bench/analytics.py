@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("-r", "--runs", type=int, default=5)
     parser.add_argument("--today", type=date.fromisoformat, default=date(2026, 11, 24))
     parser.add_argument("--profile", action="store_true", help="cProfile one survival request")
+    parser.add_argument("--json", help="append the results to this JSON-lines file")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
         parser.error("set DATABASE_URL to a scratch database")
@@ -188,11 +189,33 @@ def main() -> None:
         ("cox os sex+ecog+liver_mets", base + "cox/?endpoint=os&covariates=sex,ecog,liver_mets",
          cox_fit),
     ]  # fmt: skip
+    from bench.common import Result, write_json
+
+    bench_name = f"analytics ({len(rows):,} patients)"
+    results = [
+        Result(
+            benchmark=bench_name,
+            case="dataset.build",
+            seconds=times,
+            queries=queries,
+            peak_mib=round(peak),
+        )
+    ]
     print(f"{'':28} {'endpoint (s)':>26} {'floor (s)':>26} {'ratio':>7}")
     for label, url, fn in cases:
         api, low = endpoint(url), floor(fn)
         ratio = statistics.median(api) / statistics.median(low)
         print(f"{label:28} {_stats(api):>26} {_stats(low):>26} {ratio:7.1f}")
+        result = Result(
+            benchmark=bench_name,
+            case=f"GET {url.removeprefix(base)} vs lifelines",
+            seconds=api,
+            floor=low,
+            target="within 2× of lifelines",
+        )
+        result.met = result.ratio <= 2
+        results.append(result)
+    write_json(args.json, results, meta={"vendor": connection.vendor})
 
     if args.profile:
         import cProfile

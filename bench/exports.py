@@ -10,7 +10,14 @@ then measures, each in a fresh Python process so that the peak resident memory
 - lab_json: the same as JSON;
 - odm: the whole site as CDISC ODM 1.3.2 (odm.odm_stream: every table, no audit records);
 - copy (PostgreSQL only): COPY (SELECT … the same lab result columns, joins and order …) TO
-  STDOUT WITH CSV — what the database alone needs to produce the same table.
+  STDOUT WITH CSV — what the database alone needs to produce the same table;
+- analysis_csv: the analysis dataset as CSV (streams.analysis_dataset_export: one row per
+  patient, built from every table it derives from, hashed and logged as the API does);
+- analysis_copy (PostgreSQL only): COPY of the rows of every table the dataset reads for the
+  same patients, one COPY per table — the database's share of the analysis export.
+
+Each measure runs R times (default 3) and reports median and min–max; `--json FILE` appends the
+results for bench/run_all.py.
 
 The output is consumed and thrown away (only its size is counted). Run it against a SCRATCH
 database only: it migrates the database given by DATABASE_URL and adds the site to it.
@@ -50,6 +57,23 @@ ANALYTES = (
     ("albumin", "g/L", "39.5"),
     ("creatinine", "µmol/L", "71"),
     ("ca19_9", "U/mL", "420.5"),
+)
+# The tables the analysis dataset reads (analytics/dataset.py), by their patient link.
+ANALYSIS_TABLES = (
+    ("patients_patient", "id"),
+    ("patients_screening", "patient_id"),
+    ("patients_enrollment", "patient_id"),
+    ("patients_baseline", "patient_id"),
+    ("patients_withdrawal", "patient_id"),
+    ("treatments_regimenline", "patient_id"),
+    ("treatments_chemocycle", "patient_id"),
+    ("assessments_responseevaluation", "patient_id"),
+    ("assessments_labpanel", "patient_id"),
+    ("surgery_mdtdecision", "patient_id"),
+    ("surgery_operation", "patient_id"),
+    ("followup_followupcontact", "patient_id"),
+    ("followup_recurrence", "patient_id"),
+    ("followup_death", "patient_id"),
 )
 COPY_SQL = """
 COPY (
@@ -174,6 +198,12 @@ def measure(what: str) -> dict:
         queries.append(1)
         return execute(sql, params, many, context)
 
+    statistician = None
+    if what == "analysis_csv":
+        from tests.factories.trial import UserFactory
+        from trial.models import Role
+
+        statistician = UserFactory(roles=[Role.STATISTICIAN], sites=[site])
     before = peak_rss_kib()
     started = time.perf_counter()
     rows = 0
@@ -200,6 +230,24 @@ def measure(what: str) -> dict:
         elif what == "copy":
             with connection.cursor() as cursor:
                 cursor.cursor.copy_expert(cursor.mogrify(COPY_SQL, [site.pk]).decode(), sink)
+        elif what == "analysis_csv":
+            from analytics.exports import streams
+
+            export = streams.analysis_dataset_export(
+                user=statistician, patients_qs=patients, format="csv"
+            )
+            for chunk in export.chunks:
+                sink.write(chunk)
+                rows += chunk.count(b"\n")
+            rows -= 1  # the header line
+        elif what == "analysis_copy":
+            with connection.cursor() as cursor:
+                for table, link in ANALYSIS_TABLES:
+                    sql = (
+                        f"COPY (SELECT t.* FROM {table} t JOIN patients_patient p "
+                        f"ON p.id = t.{link} WHERE p.site_id = %s) TO STDOUT WITH CSV HEADER"
+                    )
+                    cursor.cursor.copy_expert(cursor.mogrify(sql, [site.pk]).decode(), sink)
     seconds = time.perf_counter() - started
     peak = peak_rss_kib()
     return {
@@ -217,6 +265,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--results", type=int, default=100_000, help="lab result rows")
     parser.add_argument("-p", "--patients", type=int, default=2_000)
+    parser.add_argument("-r", "--runs", type=int, default=3, help="runs of each measure")
+    parser.add_argument("--json", help="append the results to this JSON-lines file")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
@@ -228,28 +278,56 @@ def main() -> None:
 
     from django.db import connection
 
+    from bench.common import Result, write_json
+
     build(args.patients, args.results)
-    runs = ["lab_csv", "lab_json", "odm"]
+    runs = ["lab_csv", "lab_json", "odm", "analysis_csv"]
     if connection.vendor == "postgresql":
-        runs.append("copy")
-    results = {}
+        runs += ["copy", "analysis_copy"]
+    measured: dict[str, list[dict]] = {}
     for what in runs:
-        output = subprocess.run(
-            [sys.executable, __file__, "--measure", what],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        results[what] = json.loads(output.strip().splitlines()[-1])
-    print(f"{'export':9} {'seconds':>8} {'rows':>9} {'MiB out':>8} {'queries':>8} {'peak RSS':>9}")
-    for what, r in results.items():
+        for _ in range(args.runs if what != "odm" else 1):
+            output = subprocess.run(
+                [sys.executable, __file__, "--measure", what],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            measured.setdefault(what, []).append(json.loads(output.strip().splitlines()[-1]))
+    print(f"{'export':13} {'seconds':>8} {'rows':>9} {'MiB out':>8} {'queries':>8} {'peak RSS':>9}")
+    for what, runs_of in measured.items():
+        r = runs_of[0]
         print(
-            f"{what:9} {r['seconds']:8.2f} {r['rows']:9} {r['mib_out']:8.1f} {r['queries']:8} "
+            f"{what:13} {r['seconds']:8.2f} {r['rows']:9} {r['mib_out']:8.1f} {r['queries']:8} "
             f"{r['peak_rss_mib']:6} MiB (+{r['rss_added_mib']})"
         )
-    if "copy" in results:
-        floor = results["copy"]["seconds"] or 0.01
-        print(f"lab_csv / COPY floor: {results['lab_csv']['seconds'] / floor:.1f}×")
+
+    def seconds(what: str) -> list[float] | None:
+        return [r["seconds"] for r in measured[what]] if what in measured else None
+
+    label = f"exports ({args.patients:,} patients, {args.results:,} lab results)"
+    results = []
+    for what, floor, target in (
+        ("lab_csv", "copy", "within 3× of COPY"),
+        ("lab_json", "copy", ""),
+        ("analysis_csv", "analysis_copy", "within 3× of COPY"),
+        ("odm", None, ""),
+    ):
+        first = measured[what][0]
+        result = Result(
+            benchmark=label,
+            case=what,
+            seconds=seconds(what),
+            floor=seconds(floor) if floor else None,
+            queries=first["queries"],
+            peak_mib=max(r["peak_rss_mib"] for r in measured[what]),
+            target=target,
+            extra={"mib_out": first["mib_out"], "rows": first["rows"]},
+        )
+        if target and result.ratio is not None:
+            result.met = result.ratio <= 3
+        results.append(result)
+    write_json(args.json, results, meta={"vendor": connection.vendor})
 
 
 if __name__ == "__main__":

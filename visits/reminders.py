@@ -51,6 +51,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -357,6 +358,11 @@ def _subject(*, sites: list[Site], counts: dict[str, int], today: date) -> str:
     }
 
 
+# The most urgent visits listed per section of a digest; the rest are counted and left to the
+# worklist (a mail of a thousand rows is read by nobody, and takes seconds to render).
+DIGEST_ROWS = 50
+
+
 def _context(*, recipient, items: list[Planned], sites: dict[int, Site], today: date) -> dict:
     """The template context, built under the language being rendered (labels translate)."""
     by_reason: dict[str, list[Planned]] = defaultdict(list)
@@ -370,10 +376,14 @@ def _context(*, recipient, items: list[Planned], sites: dict[int, Site], today: 
         )
         if not rows:
             continue
+        listed, total = rows[:DIGEST_ROWS], len(rows)
+        rows = listed
         sections.append(
             {
                 "reason": reason,
                 "title": Reminder.Reason(reason).label,
+                "total": total,
+                "more": total - len(listed),
                 "rows": [
                     {
                         "subject_code": p.subject_code,
@@ -444,6 +454,14 @@ def _error_text(exc: BaseException) -> str:
     return ("%s: %s" % (type(exc).__name__, exc))[:500]
 
 
+def _mark(rows: list[Reminder], **values) -> None:
+    """One UPDATE per 2,000 rows setting the same values (bulk_update would build a CASE per
+    row and field: seconds for a digest of a thousand rows)."""
+    ids = [row.pk for row in rows]
+    for start in range(0, len(ids), 2000):
+        Reminder.objects.filter(pk__in=ids[start : start + 2000]).update(**values)
+
+
 def reminders_send(*, today: date, connection=None) -> SendStats:
     """Plan, queue (`reminders_queue`) and send today's reminders: one digest per recipient
     of their rows of `today` still pending or failed, through `connection` (a Django mail
@@ -495,11 +513,12 @@ def reminders_send(*, today: date, connection=None) -> SendStats:
             except Exception as exc:  # noqa: BLE001 - any backend failure: logged, re-raised
                 failures.append(exc)
                 digest.status, digest.error = "failed", _error_text(exc)
-                for row in rows:
-                    row.status = Reminder.Status.FAILED
-                    row.attempts += 1
-                    row.last_error = digest.error
-                Reminder.objects.bulk_update(rows, ["status", "attempts", "last_error"])
+                _mark(
+                    rows,
+                    status=Reminder.Status.FAILED,
+                    attempts=F("attempts") + 1,
+                    last_error=digest.error,
+                )
                 stats.mails_failed += 1
                 stats.reminders_failed += len(rows)
                 logger.warning(
@@ -509,17 +528,22 @@ def reminders_send(*, today: date, connection=None) -> SendStats:
                     digest.error,
                 )
             else:
-                now = timezone.now()
-                for row, item in zip(rows, items, strict=True):
-                    row.status = Reminder.Status.SENT
-                    row.attempts += 1
-                    row.last_error = ""
-                    row.sent_at = now
-                    row.target_on, row.window_end = item.target_on, item.window_end
-                Reminder.objects.bulk_update(
+                _mark(
                     rows,
-                    ["status", "attempts", "last_error", "sent_at", "target_on", "window_end"],
+                    status=Reminder.Status.SENT,
+                    attempts=F("attempts") + 1,
+                    last_error="",
+                    sent_at=timezone.now(),
                 )
+                # The visit's window as sent, where it moved since the row was queued.
+                moved: dict[tuple, list[int]] = defaultdict(list)
+                for row, item in zip(rows, items, strict=True):
+                    if (row.target_on, row.window_end) != (item.target_on, item.window_end):
+                        moved[(item.target_on, item.window_end)].append(row.pk)
+                for (target_on, window_end), ids in moved.items():
+                    Reminder.objects.filter(pk__in=ids).update(
+                        target_on=target_on, window_end=window_end
+                    )
                 stats.mails_sent += 1
                 stats.reminders_sent += len(rows)
                 logger.info(

@@ -473,3 +473,28 @@ def test_from_an_enrollment_to_a_baseline_reminder(site_a, coord):
     assert Reminder.objects.get(day=today + timedelta(days=7), visit_code="BL").reason == OVERDUE
     assert patient.subject_code in mail.outbox[0].body
     assert "Baseline (BL)" in mail.outbox[0].body
+
+
+def test_a_long_digest_lists_the_most_overdue_and_counts_the_rest(site_a, coord, monkeypatch):
+    """A digest lists at most DIGEST_ROWS visits per section, most overdue first, says how many
+    more wait on the worklist, and still marks every reminder sent (one UPDATE, not one CASE
+    per row)."""
+    monkeypatch.setattr(reminders, "DIGEST_ROWS", 3)
+    for number in range(1, 6):
+        stored_visit(
+            patient_at(site_a, subject_code=f"SITEA-{number:04d}"),
+            opens=-30 - number,
+            closes=-10 - number,
+        )
+    stats = reminders.reminders_send(today=TODAY)
+
+    assert stats.reminders_sent == 5
+    assert Reminder.objects.filter(status=Reminder.Status.SENT, attempts=1).count() == 5
+    [message] = mail.outbox
+    for body in (message.body, message.alternatives[0][0]):
+        assert "Overdue (5)" in body
+        assert "and 2 more: see the worklist" in body
+        for listed in ("SITEA-0005", "SITEA-0004", "SITEA-0003"):
+            assert listed in body
+        for left in ("SITEA-0002", "SITEA-0001"):
+            assert left not in body
