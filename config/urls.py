@@ -4,15 +4,14 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config import api, health
+from trial.views_accounts import LoginView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="patients:patient-list"), name="home"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    # The password step; with a TOTP device the code step (accounts:verify) finishes the login.
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("trial.urls_accounts")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("patients/", include("patients.urls")),
     path("patients/", include("treatments.urls")),

@@ -4,9 +4,11 @@ Modes: `local` (the embedded default: SQLite under var/, tasks inline), `test`, 
 `production` (PostgreSQL, Redis, HTTPS). See the README's configuration table.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config.settings.env import env_bool, env_int, env_list, env_str
@@ -33,6 +35,9 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "trial",
     "patients",
     "treatments",
@@ -53,9 +58,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Account security (trial/accounts.py): the idle timeout, then the second factor.
+    "trial.accounts.IdleSessionMiddleware",
+    "trial.accounts.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -97,7 +108,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 10},
+        "OPTIONS": {"min_length": 12},
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -105,6 +116,57 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "patients:patient-list"
 LOGOUT_REDIRECT_URL = "login"
+
+
+def _positive(name: str, value: int) -> int:
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be at least 1, not {value}.")
+    return value
+
+
+# Account security (trial/accounts.py, README "Account security").
+# django-axes checks every password given to authenticate() (login page, API token) before the
+# other backends: after AXES_FAILURE_LIMIT failures for one user name from one address, that pair is
+# refused for AXES_COOLOFF_MINUTES (each further try restarts the wait). Locking by the pair,
+# not by the name alone, keeps a stranger from locking a colleague out from elsewhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _positive("AXES_FAILURE_LIMIT", env_int("AXES_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(
+    minutes=_positive("AXES_COOLOFF_MINUTES", env_int("AXES_COOLOFF_MINUTES", 30))
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The lockout page (registration/locked_out.html, status 429).
+AXES_LOCKOUT_CALLABLE = "trial.views_accounts.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# trial.LoginEvent is the account log; axes keeps only its failure counters.
+AXES_DISABLE_ACCESS_LOG = True
+# The client's address (lockouts and the login log) is the connection's, or behind
+# TRUSTED_PROXY_COUNT reverse proxies the one that many entries from the right of
+# X-Forwarded-For (what the outermost proxy saw); entries further left can be forged.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "trial.accounts.client_ip"
+
+# A session ends after SESSION_IDLE_MINUTES without a request (trial.accounts.
+# IdleSessionMiddleware logs it and says so on the login page). The cookie itself lives longer,
+# so the expiry can be told apart from a missing session; closing the browser ends nothing.
+SESSION_IDLE_MINUTES = _positive("SESSION_IDLE_MINUTES", env_int("SESSION_IDLE_MINUTES", 30))
+SESSION_COOKIE_AGE = max(SESSION_IDLE_MINUTES, 12 * 60) * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = False
+
+# TOTP second factor (django-otp): optional for everyone, required for the roles listed here
+# (role names of trial.models.Role, e.g. "investigator,data_manager").
+REQUIRE_2FA_ROLES = env_list("REQUIRE_2FA_ROLES")
+OTP_TOTP_ISSUER = "PLM-EDC"
+
+# Uploads: the retrospective import takes files up to IMPORT_MAX_BYTES (exchange/forms.py).
+# Files above FILE_UPLOAD_MAX_MEMORY_SIZE go to a temporary file instead of memory; a request
+# body other than files is capped by DATA_UPLOAD_MAX_MEMORY_SIZE (forms and JSON are small).
+IMPORT_MAX_BYTES = _positive("IMPORT_MAX_BYTES", env_int("IMPORT_MAX_BYTES", 10 * 1024 * 1024))
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
@@ -159,6 +221,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # matplotlib's PDF backend logs every font subset at INFO.
         "fontTools": {"level": "WARNING"},
+        # django-axes logs every successful login at INFO; failures and lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True

@@ -1,10 +1,10 @@
 """The upload page: data managers only, size and type checked, the report as a table."""
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from exchange.forms import MAX_UPLOAD_BYTES
 from exchange.models import ImportRun
 from patients.models import Patient
 from tests.exchange.files import FULL, GOOD_ROWS, MINIMAL_DEAD, csv_bytes, xlsx_bytes
@@ -75,10 +75,10 @@ def test_a_file_of_the_wrong_type_is_refused(
 
 
 def test_an_oversized_file_is_refused(client_for, data_manager, site_a):
-    content = csv_bytes([MINIMAL_DEAD]) + b"\n" * (MAX_UPLOAD_BYTES + 1)
+    content = csv_bytes([MINIMAL_DEAD]) + b"\n" * (settings.IMPORT_MAX_BYTES + 1)
     response = _post(client_for(data_manager), content)
     assert response.status_code == 400
-    assert "at most 5 MB" in response.content.decode()
+    assert "at most 10 MB" in response.content.decode()
     assert not ImportRun.objects.exists()
 
 
