@@ -1,5 +1,6 @@
 """Readable audit history: who, when, what changed (old → new) and why, from simple-history rows."""
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,9 @@ class Entry:
     reason: str
     version: int | None
     changes: list[Change] = field(default_factory=list)
+    form: str = ""  # the record's model, "app_label.model_name"
+    history_id: int = 0
+    user_id: int | None = None
 
 
 def _display(model: type[Model], name: str, value: object, related: dict) -> str:
@@ -44,34 +48,48 @@ def _display(model: type[Model], name: str, value: object, related: dict) -> str
     return str(value)
 
 
-def _related_objects(model: type[Model], attnames: list[str], rows: list) -> dict:
-    """For each foreign key among `attnames`, the referenced objects by id (one query each)."""
-    related = {}
-    for attname in attnames:
-        if not attname.endswith("_id"):
-            continue
-        name = attname[:-3]
-        target = model._meta.get_field(name).related_model
-        ids = {getattr(row, attname) for row in rows} - {None}
-        related[name] = target._base_manager.in_bulk(ids) if ids else {}
-    return related
+def _relation_targets(model: type[Model], attnames: list[str]) -> dict[str, type[Model]]:
+    """The model each foreign key among `attnames` points at, by field name."""
+    by_attname = {f.attname: f for f in model._meta.concrete_fields}
+    return {
+        by_attname[attname].name: by_attname[attname].related_model
+        for attname in attnames
+        if by_attname[attname].is_relation
+    }
 
 
 def record_history(histories: Iterable[QuerySet]) -> list[Entry]:
     """Entries for every historical row of the given history querysets, newest first.
 
     Each queryset is one model's `history` manager filtered to the records wanted. Rows are
-    compared with the previous row of the same record in Python: one query per model.
+    compared with the previous row of the same record in Python: one query per model, then one
+    per model referenced by a foreign key (users, regimen lines …) across all the models, so
+    the number of queries does not grow with the number of rows.
     """
-    entries: list[Entry] = []
+    fetched = []
+    wanted_ids: dict[type[Model], set] = defaultdict(set)
     for queryset in histories:
         model = queryset.model.instance_type
         names = [f.attname for f in model._meta.concrete_fields if f.name not in _SKIP]
         rows = list(queryset.select_related("history_user").order_by("history_date", "history_id"))
-        related = _related_objects(model, names, rows)
-        previous: dict[int, Model] = {}
+        targets = _relation_targets(model, names)
+        for name, target in targets.items():
+            attname = model._meta.get_field(name).attname
+            wanted_ids[target].update(getattr(row, attname) for row in rows)
+        fetched.append((model, names, targets, rows))
+    objects = {
+        target: target._base_manager.in_bulk(ids - {None}) if ids - {None} else {}
+        for target, ids in wanted_ids.items()
+    }
+    entries: list[Entry] = []
+    for model, names, targets, rows in fetched:
+        related = {name: objects[target] for name, target in targets.items()}
+        key = model._meta.pk.attname
+        by_attname = {f.attname: f for f in model._meta.concrete_fields}
+        previous: dict[object, Model] = {}
         for row in rows:
-            before = previous.get(row.id)
+            record_id = getattr(row, key)
+            before = previous.get(record_id)
             changes = []
             for attname in names:
                 new = getattr(row, attname)
@@ -80,8 +98,8 @@ def record_history(histories: Iterable[QuerySet]) -> list[Entry]:
                     continue
                 if before is not None and old == new:
                     continue
-                name = attname[:-3] if attname.endswith("_id") and attname != "id" else attname
-                label = str(model._meta.get_field(name).verbose_name)
+                name = by_attname[attname].name
+                label = str(by_attname[attname].verbose_name)
                 changes.append(
                     Change(
                         label,
@@ -89,18 +107,21 @@ def record_history(histories: Iterable[QuerySet]) -> list[Entry]:
                         _display(model, name, new, related),
                     )
                 )
-            previous[row.id] = row
+            previous[record_id] = row
             entries.append(
                 Entry(
                     at=row.history_date,
                     user=str(row.history_user or _("system")),
                     record=str(model._meta.verbose_name),
-                    record_id=row.id,
+                    record_id=record_id,
                     kind=str(_KIND.get(row.history_type, row.history_type)),
                     reason=row.history_change_reason or "",
                     version=getattr(row, "version", None),
                     changes=changes,
+                    form=model._meta.label_lower,
+                    history_id=row.history_id,
+                    user_id=row.history_user_id,
                 )
             )
-    entries.sort(key=lambda e: e.at, reverse=True)
+    entries.sort(key=lambda e: (e.at, e.history_id), reverse=True)
     return entries
