@@ -8,4 +8,5 @@ urlpatterns: list = [
     path("<int:patient_id>/labs/", labs.lab_list, name="lab-list"),
     path("<int:patient_id>/labs/new/", labs.lab_new, name="lab-new"),
     path("<int:patient_id>/labs/<int:panel_id>/", labs.lab_edit, name="lab-edit"),
+    path("<int:patient_id>/labs/<int:panel_id>/void/", labs.lab_void, name="lab-void"),
 ]

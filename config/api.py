@@ -10,10 +10,12 @@ defaults, JSON errors keyed by the parameter to fix) are in REST_FRAMEWORK
 
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
+from django.utils.translation import gettext as _
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework import parsers, renderers, routers, throttling
+from rest_framework import exceptions, parsers, renderers, routers, status, throttling
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.response import Response
 
 
 class ApiSessionScheme(SessionScheme):
@@ -41,6 +43,25 @@ class ObtainToken(ObtainAuthToken):
     renderer_classes = [renderers.JSONRenderer]
     throttle_classes = [TokenThrottle]
 
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except exceptions.ValidationError:
+            # Failures count towards the login lockout (django-axes); once locked, say so.
+            if getattr(request, "axes_locked_out", False) or getattr(
+                request._request, "axes_locked_out", False
+            ):
+                return Response(
+                    {
+                        "detail": _(
+                            "Too many failed logins: this account is locked for a while. "
+                            "Try again later or ask an administrator to unlock it."
+                        )
+                    },
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                )
+            raise
+
 
 # Read-only export ViewSets of the apps register here (CONVENTIONS.md, "REST API").
 router = routers.SimpleRouter()
@@ -50,6 +71,7 @@ urlpatterns = [
     path("analytics/", include("analytics.api.urls")),
     path("exports/", include("analytics.api.export_urls")),
     path("forms/", include("analytics.api.form_urls")),
+    path("records/", include("exchange.api.urls")),
     *router.urls,
 ]
 

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from assessments import analytes
 from assessments.analytes import Analyte
-from assessments.models import LabPanel, LabResult
+from assessments.models import LabPanel, LabResult, ResponseEvaluation
 from assessments.selectors.labs import (
     BaselineSource,
     PanelValues,
@@ -321,3 +321,42 @@ def lab_panels_regrade(*, patient: Patient, user: AbstractBaseUser | None) -> in
         [_panel_values(p) for p in panels], first_cycle_on=first_cycle_on(patient=patient)
     )
     return _regrade(panels, sources=sources, sex=patient.sex, user=user)
+
+
+@transaction.atomic
+def lab_panel_void(
+    *,
+    panel: LabPanel,
+    user: AbstractBaseUser,
+    reason: str,
+    expected_version: int | None = None,
+) -> LabPanel:
+    """Void a lab panel entered in error, with its results; the row and its history stay.
+
+    Refused (ValidationError on "void_reason", nothing changed) without a reason, or while an
+    active response evaluation rests on the panel (its CA19-9 value); StaleRecordError when
+    the panel changed since `expected_version`; ValidationError while the panel, its
+    casebook or the study is locked (from `clinical_void`).
+    """
+    patient = Patient.objects.select_for_update().get(pk=panel.patient_id)  # as lab_panel_record
+    evaluation = (
+        ResponseEvaluation.objects.active().filter(lab_panel_id=panel.pk).order_by("id").first()
+    )
+    if evaluation is not None:
+        raise_if(
+            {
+                "void_reason": [
+                    _(
+                        "The response evaluation of %(date)s rests on this panel: void or "
+                        "relink that evaluation first."
+                    )
+                    % {"date": fmt(evaluation.evaluated_on)}
+                ]
+            }
+        )
+    voided = clinical_void(panel, user=user, reason=reason, expected_version=expected_version)
+    for result in LabResult.objects.active().filter(panel_id=voided.pk):
+        clinical_void(result, user=user, reason=reason)
+    lab_panels_regrade(patient=patient, user=user)
+    patient_records_changed(patient=patient, user=user, source="assessments.labpanel")
+    return voided

@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
@@ -16,10 +17,11 @@ from django.views.decorators.http import require_http_methods
 from assessments.forms.labs import TAB, LabPanelForm
 from assessments.models import LabPanel, LabResult
 from assessments.selectors import labs as selectors
-from assessments.services.labs import lab_panel_record
+from assessments.services.labs import lab_panel_record, lab_panel_void
 from patients import selectors as patient_selectors
 from patients.models import Patient
 from trial.services import StaleRecordError
+from trial.views import void_page
 
 FORM_PAGE = "assessments/labs/lab_form.html"
 
@@ -58,6 +60,26 @@ def lab_edit(request: HttpRequest, patient_id: int, panel_id: int) -> HttpRespon
     panel = get_object_or_404(LabPanel.objects.active().filter(patient=patient), pk=panel_id)
     results = {r.analyte: r for r in LabResult.objects.active().filter(panel=panel)}
     return _panel_page(request, patient, panel, results, _("Lab panel"))
+
+
+@login_required
+@permission_required("assessments.change_labpanel", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def lab_void(request: HttpRequest, patient_id: int, panel_id: int) -> HttpResponse:
+    """Void a panel entered in error (with its results); the grades of the others follow."""
+    patient = patient_selectors.patient_get(patient_id=patient_id, user=request.user)
+    panel = get_object_or_404(LabPanel.objects.active().filter(patient=patient), pk=panel_id)
+    return void_page(
+        request,
+        patient=patient,
+        record=panel,
+        title=_("Void lab panel"),
+        cancel_url=reverse("assessments:lab-list", args=[patient.pk]),
+        void=lambda reason, version: lab_panel_void(
+            panel=panel, user=request.user, reason=reason, expected_version=version
+        ),
+        done=_("The lab panel was voided; the grades of the other panels were recomputed."),
+    )
 
 
 def _panel_page(
