@@ -29,6 +29,7 @@ from assessments.models import ResponseEvaluation
 from followup.models import FollowUpContact, TreatmentEnd
 from patients.models import Patient
 from trial.models import ClinicalModel, Cohort, FormStatus, Site
+from trial.query_selectors import AgeCounts, query_age_counts
 from trial.scoping import scope_to_user_sites, sites_for
 from visits.models import ExpectedVisit, VisitStatus
 
@@ -586,6 +587,7 @@ class Dashboard:
     cohorts: list[tuple[str, int]]
     sites: list[SiteWork]
     today: date
+    queries: AgeCounts  # unresolved data queries of the user's sites by age (one query)
 
 
 def study_dashboard(*, user: AbstractBaseUser | AnonymousUser, today: date) -> Dashboard:
@@ -603,6 +605,7 @@ def study_dashboard(*, user: AbstractBaseUser | AnonymousUser, today: date) -> D
         cohorts=[(_cohort_label(c), n) for c, n in sorted(cohort_counts.items())],
         sites=site_work(user=user, rows=rows, today=today),
         today=today,
+        queries=query_age_counts(user=user, today=today),
     )
 
 

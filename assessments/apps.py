@@ -7,4 +7,4 @@ class AssessmentsConfig(AppConfig):
     verbose_name = _("Assessments")
 
     def ready(self) -> None:
-        from assessments import panels, refresh  # noqa: F401 - registers panels and refreshers
+        from assessments import checks, panels, refresh  # noqa: F401 - registers them

@@ -26,4 +26,11 @@ def _beat_schedule(sender: Celery, **kwargs) -> None:
             "task": "visits.tasks.send_daily_reminders",
             "schedule": crontab(hour=settings.REMINDER_HOUR, minute=0),
         },
+        # The automatic data checks (trial/checks.py) for every patient: time-based rules (an
+        # operation without pathology after 30 days, a visit overdue 30 days) raise and close
+        # their queries even when nobody saves anything.
+        "run-data-checks": {
+            "task": "trial.tasks.run_data_checks",
+            "schedule": crontab(hour=2, minute=0),
+        },
     }

@@ -7,4 +7,4 @@ class SurgeryConfig(AppConfig):
     verbose_name = _("Surgery")
 
     def ready(self) -> None:
-        from surgery import panels, refresh  # noqa: F401 - registers the panel and the refresher
+        from surgery import checks, panels, refresh  # noqa: F401 - registers them

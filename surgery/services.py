@@ -309,9 +309,12 @@ def pathology_save(
     _not_before_operation(errors, "reported_on", pathology.reported_on, operation, _("Report date"))
     _row_errors(errors, pathology)
     raise_if(errors)
-    return clinical_save(
+    saved = clinical_save(
         pathology, user=user, expected_version=expected_version, reason=reason, complete=complete
     )
+    # The data checks (trial/checks.py: an operation without pathology) follow the report.
+    patient_records_changed(patient=operation.patient, user=user, source="surgery.pathology")
+    return saved
 
 
 # --- complications --------------------------------------------------------------------------

@@ -7,4 +7,4 @@ class TreatmentsConfig(AppConfig):
     verbose_name = _("Treatments")
 
     def ready(self) -> None:
-        from treatments import panels  # noqa: F401 - registers the patient-page panels
+        from treatments import checks, panels  # noqa: F401 - registers the check and the panels

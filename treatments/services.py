@@ -707,9 +707,12 @@ def adverse_event_save(
             )
     _row_errors(errors, event)
     raise_if(errors)
-    return clinical_save(
+    saved = clinical_save(
         event, user=user, expected_version=expected_version, reason=reason, complete=complete
     )
+    # The data checks (trial/checks.py: a grade ≥3 event without action) follow the event.
+    patient_records_changed(patient=saved.patient, user=user, source="treatments.adverse_event")
+    return saved
 
 
 @transaction.atomic
@@ -721,4 +724,6 @@ def adverse_event_void(
     expected_version: int | None = None,
 ) -> AdverseEvent:
     """Void an adverse event entered in error (ValidationError without a reason)."""
-    return clinical_void(event, user=user, reason=reason, expected_version=expected_version)
+    voided = clinical_void(event, user=user, reason=reason, expected_version=expected_version)
+    patient_records_changed(patient=voided.patient, user=user, source="treatments.adverse_event")
+    return voided

@@ -1,8 +1,12 @@
 """The form side of the CRF base: version and reason-for-change fields, fieldsets, errors."""
 
+from functools import cached_property, partial
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+
+from trial.query_selectors import open_queries_by_field
 
 
 class DateInput(forms.DateInput):
@@ -58,6 +62,33 @@ class CRFForm(forms.ModelForm):
                 field.choices = [c for c in field.choices if c[0] not in ("", None)]
             if isinstance(field, forms.DecimalField):
                 field.widget.attrs.setdefault("inputmode", "decimal")
+        for name, field in self.fields.items():
+            # Read by templates/trial/partials/_field.html as `field.field.open_queries`; a
+            # callable, so the record's queries are looked up only when a field is rendered.
+            field.open_queries = partial(self.field_queries, name)
+
+    @cached_property
+    def open_queries(self) -> dict[str, list]:
+        """The record's queries not yet closed, by field ("" for the whole form). One query,
+        the first time it is read; none for a new record."""
+        if not self.instance.pk:
+            return {}
+        return open_queries_by_field(self.instance)
+
+    def field_queries(self, name: str) -> list:
+        """The unresolved queries on field `name` (the marker next to the field)."""
+        return self.open_queries.get(name, [])
+
+    def form_queries(self) -> list:
+        """The unresolved queries on the whole form, and on fields this form does not show
+        (shown at the top of the form by templates/trial/partials/_form_queries.html)."""
+        shown = {name for name, field in self.fields.items() if not field.widget.is_hidden}
+        return [
+            query
+            for name, queries in self.open_queries.items()
+            if name not in shown
+            for query in queries
+        ]
 
     @property
     def asks_reason(self) -> bool:
@@ -109,3 +140,58 @@ class CRFForm(forms.ModelForm):
         else:
             for message in error.messages:
                 self.add_error(None, message)
+
+
+# --- data queries (trial/views_queries.py) ----------------------------------------------------
+
+
+class QueryRaiseForm(forms.Form):
+    """Raise a query on a field of a record (or on the whole form)."""
+
+    field = forms.ChoiceField(label=_("Field"), required=False)
+    text = forms.CharField(
+        label=_("Question"),
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("What the site should check or correct, with the values you saw."),
+    )
+
+    def __init__(self, *args, fields: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["field"].choices = [("", _("Whole form")), *fields]
+
+
+class QueryActionForm(forms.Form):
+    """One step of a query's thread: answer, close or re-open, with a message."""
+
+    ANSWER, CLOSE, REOPEN = "answer", "close", "reopen"
+
+    action = forms.ChoiceField(
+        choices=[(ANSWER, ANSWER), (CLOSE, CLOSE), (REOPEN, REOPEN)], widget=forms.HiddenInput
+    )
+    text = forms.CharField(
+        label=_("Message"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class QueryFilterForm(forms.Form):
+    """The filters of the query list; every one optional."""
+
+    status = forms.ChoiceField(label=_("Status"), required=False)
+    kind = forms.ChoiceField(label=_("Raised by"), required=False)
+    rule = forms.ChoiceField(label=_("Check"), required=False)
+    site = forms.ModelChoiceField(label=_("Site"), queryset=None, required=False)
+    age = forms.ChoiceField(label=_("Age"), required=False)
+    sort = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, sites, statuses, kinds, rules, ages, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = sites
+        self.fields["site"].empty_label = _("All my sites")
+        self.fields["status"].choices = [("", _("Any status")), *statuses]
+        self.fields["kind"].choices = [("", _("Anyone")), *kinds]
+        self.fields["rule"].choices = [("", _("Any check")), *rules]
+        self.fields["age"].choices = [("", _("Any age")), *ages]

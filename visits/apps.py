@@ -7,4 +7,4 @@ class VisitsConfig(AppConfig):
     verbose_name = _("Visits")
 
     def ready(self) -> None:
-        from visits import panels, refresh  # noqa: F401 - registers the panel and the refresher
+        from visits import checks, panels, refresh  # noqa: F401 - registers them
