@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from trial.lifecycle_selectors import record_patient_id
 from trial.models import AuditedModel, Casebook, ClinicalModel, FormStatus, Study
 
 # The statuses an edit of the data takes back to complete (the verification or signature no
@@ -36,10 +37,16 @@ def collect_lifecycle_resets():
 
 def patient_id_of(instance: AuditedModel) -> int | None:
     """The id of the patient whose casebook `instance` belongs to (the patient itself for a
-    patient), or None for records outside any casebook (freezers, child rows)."""
+    patient; through its operation for a CRF such as the pathology report), or None for records
+    outside any casebook (freezers) and for child rows saved with their parent form (lab
+    results, doses, lesions: the parent's save moves the casebook)."""
     if type(instance) is Casebook._meta.get_field("patient").related_model:
         return instance.pk
-    return getattr(instance, "patient_id", None)
+    if hasattr(instance, "patient_id"):
+        return instance.patient_id
+    if isinstance(instance, ClinicalModel):
+        return record_patient_id(instance)
+    return None
 
 
 def _locked_message(patient_id: int | None) -> str:

@@ -33,10 +33,12 @@ def test_voiding_keeps_the_panel_and_its_results_marked_void_with_history(panel,
     lab_panel_void(panel=panel, user=coordinator, reason="Wrong patient", expected_version=1)
 
     stored = LabPanel.objects.get(pk=panel.pk)
-    assert stored.is_voided and stored.void_reason == "Wrong patient"
+    assert stored.is_voided
+    assert stored.void_reason == "Wrong patient"
     assert stored.history.first().history_change_reason == "Wrong patient"
     results = LabResult.objects.filter(panel=panel)
-    assert results.exists() and all(r.is_voided for r in results)
+    assert results.exists()
+    assert all(r.is_voided for r in results)
     assert not LabPanel.objects.active().filter(pk=panel.pk).exists()
 
 
@@ -57,7 +59,8 @@ def test_the_void_page_voids_with_a_reason_and_returns_to_the_list(
     client = client_for(coordinator)
     assert client.get(url).status_code == 200
     missing = client.post(url, {"version": 1, "void_reason": ""})
-    assert missing.status_code == 200 and not LabPanel.objects.get(pk=panel.pk).is_voided
+    assert missing.status_code == 200
+    assert not LabPanel.objects.get(pk=panel.pk).is_voided
     response = client.post(url, {"version": 1, "void_reason": "Sent twice by the LIS"})
     assert response.status_code == 302
     assert response["Location"] == f"/patients/{patient.pk}/labs/"
