@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # The access matrix (trial/access.py): every URL's rule, before any view runs.
+    "trial.middleware.AccessMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Account security (trial/accounts.py): the idle timeout, then the second factor.
     "trial.accounts.IdleSessionMiddleware",
