@@ -24,10 +24,9 @@ from datetime import date
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from simple_history.utils import update_change_reason
 
 from exchange import parsing
 from exchange.models import ImportRun, RetrospectiveAbstract
@@ -62,8 +61,9 @@ from surgery.models import Operation
 from surgery.services import operation_save
 from treatments.models import RegimenLine
 from treatments.services import line_start, line_update
-from trial.derived import refreshes_deferred
-from trial.models import Cohort, Site
+from trial.audit import row_hash_of
+from trial.derived import patient_records_changed, refreshes_deferred
+from trial.models import Cohort, Site, Study
 from trial.scoping import site_ids_for
 from trial.services import StaleRecordError, clinical_save
 
@@ -120,6 +120,18 @@ ABSTRACT_FIELDS: dict[str, str] = {
 }
 
 # Model field -> column, to put a service's error on the column to fix.
+IDENTITY_MAP = {"full_name": "name"}
+SCREENING_MAP = {"screened_on": "enrollment_date"}
+CONSENT_MAP = {"consented_on": "enrollment_date"}
+ENROLLMENT_MAP = {"enrolled_on": "enrollment_date", "diagnosed_on": "diagnosis_date"}
+LINE_MAP = {"started_on": "first_cycle_date"}
+CONTACT_MAP = {"contacted_on": "last_contact_date"}
+DEATH_MAP = {
+    "died_on": "death_date",
+    "cause": "death_cause",
+    "cause_detail": "death_cause_detail",
+    "source": "death_source",
+}
 _BASELINE_MAP = {
     "assessed_on": "baseline_date",
     "liver_met_count": "liver_mets_count",
@@ -445,6 +457,120 @@ def _abstract_values(row: ParsedRow, *, born: date, estimated: bool, placeholder
     return values
 
 
+def _identity_values(row: ParsedRow, born: date) -> dict:
+    return {
+        "full_name": row.get("name") or IDENTITY_PLACEHOLDER_NAME,
+        "hospital_record_number": row.get("hospital_record_number") or row.get("subject_code"),
+        "date_of_birth": born,
+    }
+
+
+def _screening_values(row: ParsedRow, ctx: "_Context", estimated: bool) -> dict:
+    notes = "Imported from %s, row %d." % (ctx.file_name, row.number)
+    if estimated:
+        notes += " Date of birth estimated from the age at enrollment."
+    if not row.get("pathological_confirmation"):
+        notes += " Confirmation method not abstracted: histology assumed."
+    return {
+        "screened_on": row.get("enrollment_date"),
+        "confirmation": row.get("pathological_confirmation") or Screening.Confirmation.HISTOLOGY,
+        "notes": notes,
+    }
+
+
+def _new_patient(
+    row: ParsedRow, site: Site, born: date, screening_values: dict
+) -> tuple[Patient, Screening]:
+    """The unsaved patient and screening of a new row; the patient's status is the one the
+    screening checklist gives before consent (screening or screen failure)."""
+    patient = Patient(site=site, sex=row.get("sex"), subject_code=row.get("subject_code"))
+    screening = Screening(
+        intended_cohort=Cohort.RETROSPECTIVE,
+        is_pdac=True,
+        synchronous_liver_metastases=True,
+        prior_systemic_therapy=False,
+        **screening_values,
+    )
+    screening.age_at_screening = eligibility.age_on(born, row.get("enrollment_date"))
+    failed = eligibility.failures(
+        screening_facts(screening=screening, cohort=Cohort.RETROSPECTIVE, consent=None),
+        ignore=frozenset({eligibility.Criterion.CONSENT}),
+    )
+    patient.status = Patient.Status.SCREEN_FAILED if failed else Patient.Status.SCREENING
+    return patient, screening
+
+
+def _new_consent(row: ParsedRow, ctx: "_Context", patient: Patient) -> Consent:
+    return Consent(
+        patient=patient,
+        basis=Consent.Basis.WAIVER,
+        consented_on=row.get("enrollment_date"),
+        waiver_reference=row.get("waiver_reference") or ctx.waiver_reference,
+        study_consent=True,
+        biobank_consent=False,
+    )
+
+
+def _new_enrollment(row: ParsedRow, patient: Patient) -> Enrollment:
+    return Enrollment(
+        patient=patient,
+        enrolled_on=row.get("enrollment_date"),
+        cohort=Cohort.RETROSPECTIVE,
+        diagnosed_on=row.get("diagnosis_date"),
+    )
+
+
+def _contact_values(row: ParsedRow, ctx: "_Context") -> dict:
+    """The follow-up contact of the last contact date: it reports the death when it comes
+    after the date of death (the family's call)."""
+    died = row.get("death_date")
+    reports_death = died is not None and row.get("last_contact_date") > died
+    return {
+        "contacted_on": row.get("last_contact_date"),
+        "mode": FollowUpContact.Mode.RECORDS,
+        "reached": True,
+        "vital_status": FollowUpContact.VitalStatus.DEAD
+        if reports_death
+        else FollowUpContact.VitalStatus.ALIVE,
+        "notes": "Last contact abstracted from the chart (%s, row %d)."
+        % (ctx.file_name, row.number),
+    }
+
+
+def _death_values(row: ParsedRow) -> dict:
+    cause = row.get("death_cause")
+    return {
+        "died_on": row.get("death_date"),
+        "cause": cause or Death.Cause.UNKNOWN,
+        "cause_detail": row.get("death_cause_detail", ""),
+        "source": row.get("death_source") or Death.Source.HOSPITAL,
+        "notes": "" if cause else "Cause of death not abstracted (retrospective import).",
+    }
+
+
+def _abstract_record_values(
+    row: ParsedRow, ctx: "_Context", *, born: date, estimated: bool, placeholder: bool
+) -> dict:
+    return {
+        "import_run": ctx.run,
+        "source_file": ctx.file_name[:255],
+        "source_row": row.number,
+        **_abstract_values(row, born=born, estimated=estimated, placeholder=placeholder),
+    }
+
+
+def _set_change_reason(instance, reason: str) -> None:
+    """simple-history's update_change_reason for the services that take no reason
+    (patient_enroll, line_start), keeping the audit chain whole: the record's latest history row
+    gets `reason`, and its hash is computed again, chained to the row before it."""
+    rows = list(instance.history.order_by("-history_id")[:2])
+    row = rows[0]
+    row.history_change_reason = reason
+    values = {f.attname: getattr(row, f.attname) for f in type(row)._meta.concrete_fields}
+    row.row_hash = row_hash_of(type(row), values, rows[1].row_hash if len(rows) > 1 else "")
+    row.save(update_fields=["history_change_reason", "row_hash"])
+
+
 def _assign(instance, values: dict) -> None:
     for name, value in values.items():
         setattr(instance, name, value)
@@ -480,37 +606,11 @@ def _write_row(row: ParsedRow, *, site: Site, patient: Patient | None, ctx: _Con
             )
 
     # Identity (PHI only here) and screening.
-    identity_values = {
-        "full_name": row.get("name") or IDENTITY_PLACEHOLDER_NAME,
-        "hospital_record_number": row.get("hospital_record_number") or row.get("subject_code"),
-        "date_of_birth": born,
-    }
-    notes = "Imported from %s, row %d." % (ctx.file_name, row.number)
-    if estimated:
-        notes += " Date of birth estimated from the age at enrollment."
-    if not row.get("pathological_confirmation"):
-        notes += " Confirmation method not abstracted: histology assumed."
-    screening_values = {
-        "screened_on": enrolled,
-        "confirmation": row.get("pathological_confirmation") or Screening.Confirmation.HISTOLOGY,
-        "notes": notes,
-    }
-    identity_map = {"full_name": "name"}
+    identity_values = _identity_values(row, born)
+    screening_values = _screening_values(row, ctx, estimated)
+    identity_map = IDENTITY_MAP
     if patient is None:
-        patient = Patient(site=site, sex=row.get("sex"), subject_code=row.get("subject_code"))
-        screening = Screening(
-            intended_cohort=Cohort.RETROSPECTIVE,
-            is_pdac=True,
-            synchronous_liver_metastases=True,
-            prior_systemic_therapy=False,
-            **screening_values,
-        )
-        screening.age_at_screening = eligibility.age_on(born, enrolled)
-        failed = eligibility.failures(
-            screening_facts(screening=screening, cohort=Cohort.RETROSPECTIVE, consent=None),
-            ignore=frozenset({eligibility.Criterion.CONSENT}),
-        )
-        patient.status = Patient.Status.SCREEN_FAILED if failed else Patient.Status.SCREENING
+        patient, screening = _new_patient(row, site, born, screening_values)
         _step(lambda: clinical_save(patient, user=user, reason=reason), row, {}, "subject_code")
         identity = PatientIdentity(patient=patient, site=site, **identity_values)
         _step(lambda: clinical_save(identity, user=user, reason=reason), row, identity_map, "name")
@@ -518,36 +618,24 @@ def _write_row(row: ParsedRow, *, site: Site, patient: Patient | None, ctx: _Con
         _step(
             lambda: clinical_save(screening, user=user, reason=reason, complete=True),
             row,
-            {"screened_on": "enrollment_date"},
+            SCREENING_MAP,
             "enrollment_date",
         )
-        consent = Consent(
-            patient=patient,
-            basis=Consent.Basis.WAIVER,
-            consented_on=enrolled,
-            waiver_reference=row.get("waiver_reference") or ctx.waiver_reference,
-            study_consent=True,
-            biobank_consent=False,
-        )
+        consent = _new_consent(row, ctx, patient)
         _step(
             lambda: consent_save(consent=consent, user=user, reason=reason, today=today),
             row,
-            {"consented_on": "enrollment_date"},
+            CONSENT_MAP,
             "waiver_reference",
         )
-        enrollment = Enrollment(
-            patient=patient,
-            enrolled_on=enrolled,
-            cohort=Cohort.RETROSPECTIVE,
-            diagnosed_on=row.get("diagnosis_date"),
-        )
+        enrollment = _new_enrollment(row, patient)
         _step(
             lambda: patient_enroll(enrollment=enrollment, user=user, today=today),
             row,
-            {"enrolled_on": "enrollment_date", "diagnosed_on": "diagnosis_date"},
+            ENROLLMENT_MAP,
             "enrollment_date",
         )
-        update_change_reason(enrollment, reason)
+        _set_change_reason(enrollment, reason)
         created = True
     else:
         created = False
@@ -608,7 +696,7 @@ def _write_row(row: ParsedRow, *, site: Site, patient: Patient | None, ctx: _Con
         )
     if row.has_all(LINE_COLUMNS) and row.get("regimen") in NAMED_REGIMENS:
         line = RegimenLine.objects.active().filter(patient=patient, line_number=1).first()
-        line_map = {"started_on": "first_cycle_date"}
+        line_map = LINE_MAP
         if line is None:
             line = RegimenLine(
                 patient=patient,
@@ -616,7 +704,7 @@ def _write_row(row: ParsedRow, *, site: Site, patient: Patient | None, ctx: _Con
                 started_on=row.get("first_cycle_date"),
             )
             _step(lambda: line_start(line=line, user=user, today=today), row, line_map, "regimen")
-            update_change_reason(line, reason)
+            _set_change_reason(line, reason)
         else:
             line.regimen, line.started_on = row.get("regimen"), row.get("first_cycle_date")
             _step(
@@ -688,20 +776,7 @@ def _write_row(row: ParsedRow, *, site: Site, patient: Patient | None, ctx: _Con
         )
     edit = contact is not None
     contact = contact or FollowUpContact(patient=patient)
-    reports_death = died is not None and row.get("last_contact_date") > died
-    _assign(
-        contact,
-        {
-            "contacted_on": row.get("last_contact_date"),
-            "mode": FollowUpContact.Mode.RECORDS,
-            "reached": True,
-            "vital_status": FollowUpContact.VitalStatus.DEAD
-            if reports_death
-            else FollowUpContact.VitalStatus.ALIVE,
-            "notes": "Last contact abstracted from the chart (%s, row %d)."
-            % (ctx.file_name, row.number),
-        },
-    )
+    _assign(contact, _contact_values(row, ctx))
     death = Death.objects.active().filter(patient=patient).first()
     if died is None and death is not None:
         message = _(
@@ -730,7 +805,7 @@ def _write_row(row: ParsedRow, *, site: Site, patient: Patient | None, ctx: _Con
             today=today,
         ),
         row,
-        {"contacted_on": "last_contact_date"},
+        CONTACT_MAP,
         "last_contact_date",
     )
     if died is not None and death is None:
@@ -741,12 +816,7 @@ def _write_row(row: ParsedRow, *, site: Site, patient: Patient | None, ctx: _Con
     abstract = abstract or RetrospectiveAbstract(patient=patient)
     _assign(
         abstract,
-        {
-            "import_run": ctx.run,
-            "source_file": ctx.file_name[:255],
-            "source_row": row.number,
-            **_abstract_values(row, born=born, estimated=estimated, placeholder=placeholder),
-        },
+        _abstract_record_values(row, ctx, born=born, estimated=estimated, placeholder=placeholder),
     )
     _step(
         lambda: clinical_save(
@@ -767,17 +837,7 @@ def _save_death(
 ) -> None:
     edit = death is not None
     death = death or Death(patient=patient)
-    cause = row.get("death_cause")
-    _assign(
-        death,
-        {
-            "died_on": row.get("death_date"),
-            "cause": cause or Death.Cause.UNKNOWN,
-            "cause_detail": row.get("death_cause_detail", ""),
-            "source": row.get("death_source") or Death.Source.HOSPITAL,
-            "notes": "" if cause else "Cause of death not abstracted (retrospective import).",
-        },
-    )
+    _assign(death, _death_values(row))
     _step(
         lambda: death_save(
             death=death,
@@ -787,12 +847,7 @@ def _save_death(
             today=ctx.today,
         ),
         row,
-        {
-            "died_on": "death_date",
-            "cause": "death_cause",
-            "cause_detail": "death_cause_detail",
-            "source": "death_source",
-        },
+        DEATH_MAP,
         "death_date",
     )
 
@@ -821,6 +876,7 @@ def import_file(
     update: bool = False,
     waiver_reference: str = "",
     today: date | None = None,
+    bulk: bool = True,
 ) -> ImportResult:
     """Import a retrospective-cohort file (CSV or XLSX, the template of
     docs/import-template.md), all or nothing.
@@ -830,7 +886,9 @@ def import_file(
     subject codes are refused unless `update` (then the import's patients are updated, with
     history). `dry_run` runs every write and rolls it back. Returns the result with the logged
     ImportRun; `result.issues` lists every problem (row, column, value, message) and is empty
-    exactly when the file was (or, dry run, would be) imported.
+    exactly when the file was (or, dry run, would be) imported. Refused while the study is
+    locked. New patients go through the bulk path (exchange.bulk) unless `bulk` is False;
+    updates of existing ones always go through the clinical apps' services, row by row.
     """
     started = time.monotonic()
     today = today or timezone.localdate()
@@ -895,26 +953,27 @@ def import_file(
     writable = [r for r in rows if r.number not in bad]
     try:
         with transaction.atomic():
+            locked = Study.objects.select_for_update().filter(locked_at__isnull=False).first()
+            if locked is not None:
+                message = _(
+                    "The study database is locked (%(when)s): nothing can be imported until a "
+                    "data manager unlocks it."
+                )
+                when = timezone.localtime(locked.locked_at).strftime("%Y-%m-%d")
+                result.issues.append(Issue(None, "", "", message % {"when": when}))
+                raise _Rollback
             with refreshes_deferred():
                 imported: dict[int, list[str]] = {}
-                for row in writable:
-                    site_of_row = sites[row.number]
-                    try:
-                        with transaction.atomic():
-                            created = _write_row(
-                                row,
-                                site=site_of_row,
-                                patient=existing.get(row.get("subject_code")),
-                                ctx=ctx,
-                            )
-                    except _RowFailed as failure:
-                        result.issues.extend(failure.issues)
-                        continue
-                    if created:
-                        result.created += 1
-                        imported.setdefault(site_of_row.pk, []).append(row.get("subject_code"))
-                    else:
-                        result.updated += 1
+                per_row = writable
+                if bulk:
+                    from exchange import bulk as bulk_path  # it builds on this module
+
+                    new = [r for r in writable if r.get("subject_code") not in existing]
+                    per_row = [r for r in writable if r.get("subject_code") in existing]
+                    if not _import_new(bulk_path, new, sites, ctx, result, imported):
+                        per_row = writable  # the database refused a row: the per-row report
+                for row in per_row:
+                    _import_row(row, sites[row.number], existing, ctx, result, imported)
                 _raise_subject_numbers(imported)
                 if result.issues:
                     raise _Rollback
@@ -924,6 +983,62 @@ def import_file(
         pass
     result.issues.sort(key=lambda i: (i.row or 0, i.column))
     return _finish(result, started)
+
+
+def _import_row(
+    row: ParsedRow,
+    site: Site,
+    existing: dict[str, Patient],
+    ctx: _Context,
+    result: ImportResult,
+    imported: dict[int, list[str]],
+) -> None:
+    """The per-row path: one row through the clinical apps' services, in a savepoint."""
+    try:
+        with transaction.atomic():
+            created = _write_row(
+                row, site=site, patient=existing.get(row.get("subject_code")), ctx=ctx
+            )
+    except _RowFailed as failure:
+        result.issues.extend(failure.issues)
+        return
+    if created:
+        result.created += 1
+        imported.setdefault(site.pk, []).append(row.get("subject_code"))
+    else:
+        result.updated += 1
+
+
+def _import_new(
+    bulk_path,
+    rows: list[ParsedRow],
+    sites: dict[int, Site],
+    ctx: _Context,
+    result: ImportResult,
+    imported: dict[int, list[str]],
+) -> bool:
+    """The bulk path for the rows of new patients (exchange.bulk): checked in memory, then
+    inserted in bulk when the file has no issue at all (otherwise it is rolled back anyway).
+    False when the database refused the insert (a unique record number or a constraint the
+    checks in memory cannot see): the savepoint is rolled back and the caller runs the rows
+    through the per-row path, whose report names the row."""
+    plans, issues = bulk_path.plan_rows(rows, sites=sites, ctx=ctx)
+    result.issues.extend(issues)
+    if result.issues or not plans:
+        return True
+    try:
+        with transaction.atomic():
+            bulk_path.insert(plans)
+    except IntegrityError:
+        return False
+    for plan in plans:
+        result.created += 1
+        imported.setdefault(plan.patient.site_id, []).append(plan.patient.subject_code)
+        # The calendar (visits' batch refresher) of every new patient, once, at the end of
+        # refreshes_deferred. The other sources of the per-row path (consent, operation)
+        # only feed refreshers of records a new patient cannot have yet (specimens, cycles).
+        patient_records_changed(patient=plan.patient, user=ctx.user, source="patients.enrollment")
+    return True
 
 
 def _finish(result: ImportResult, started: float) -> ImportResult:
