@@ -48,9 +48,12 @@ lint: dev-deps
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py check
 
-## Lint plus the whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set).
+## Lint plus the whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set), in
+## PYTEST_WORKERS processes (pytest-xdist; `auto` is one per core, 0 runs in this process), each
+## with its own test database; the browser journey (tests/e2e) runs in it too.
+PYTEST_WORKERS ?= auto
 test: system-deps lint
-	$(BIN)/python -m pytest --create-db $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --create-db -n $(PYTEST_WORKERS) --dist worksteal --durations=25 $(PYTEST_ARGS)
 
 format: dev-deps
 	$(BIN)/ruff check --fix .

@@ -100,12 +100,11 @@ def _seed(patients: int, seed: int) -> tuple[dict, float]:
 
 @pytest.mark.django_db
 def test_the_demo_is_deterministic_and_consistent():
-    first, elapsed = _seed(8, 2025)
+    first, _elapsed = _seed(8, 2025)
     again, _elapsed = _seed(8, 2025)
     assert first == again
     assert first["ends"]
     assert first["contacts"]
-    assert elapsed < 10
 
 
 @pytest.mark.django_db
@@ -113,7 +112,7 @@ def test_the_demo_cohort_has_meaningful_survival_data():
     """A cohort as `seed_demo` makes it: a good share of deaths and of censored patients,
     resected patients with and without a recurrence, progressions, a loss to follow-up and
     failed attempts."""
-    snapshot, elapsed = _seed(30, 2025)
+    snapshot, _elapsed = _seed(30, 2025)
     deaths = {code for code, _on, _cause in snapshot["deaths"]}
     assert 0.2 * snapshot["enrolled"] <= len(deaths) <= 0.75 * snapshot["enrolled"]
     recurred = {code for code, _on, kind in snapshot["recurrences"] if kind == "recurrence"}
@@ -123,4 +122,3 @@ def test_the_demo_cohort_has_meaningful_survival_data():
     assert 1 <= len(snapshot["lost"]) <= 2
     failed = sum(1 for row in snapshot["contacts"] if not row[2])
     assert 0.04 * len(snapshot["contacts"]) <= failed <= 0.25 * len(snapshot["contacts"])
-    assert elapsed < 15

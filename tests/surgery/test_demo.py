@@ -72,14 +72,13 @@ def _seed(patients: int, seed: int) -> tuple[dict, float]:
 
 @pytest.mark.django_db
 def test_the_demo_is_deterministic_and_consistent():
-    first, elapsed = _seed(6, 2025)
+    first, _elapsed = _seed(6, 2025)
     again, _elapsed = _seed(6, 2025)
     assert first == again
     assert first["mdt"], "no MDT in the demo cohort"
     assert first["operations"]
     assert first["postop"]
     assert first["adjuvant"]
-    assert elapsed < 5
     operated = {row[0]: row[1] for row in first["operations"]}
     decided = {}
     for code, decided_on, decision, _planned in first["mdt"]:
