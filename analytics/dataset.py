@@ -127,9 +127,19 @@ def _by_patient(rows: Iterable, key: str = "patient_id") -> dict[int, list]:
     return grouped
 
 
-def _procedures(operation: Operation) -> str:
+_LIVER_PROCEDURES = (
+    "liver_wedge",
+    "liver_segmentectomy",
+    "liver_hemihepatectomy",
+    "liver_ablation",
+)
+
+
+def _procedures(operation) -> str:
+    """The operation's procedures, e.g. "pd+wedge" (`operation`: a row of the Operation
+    columns the dataset reads)."""
     parts = [operation.pancreatic_procedure]
-    for name in ("liver_wedge", "liver_segmentectomy", "liver_hemihepatectomy", "liver_ablation"):
+    for name in _LIVER_PROCEDURES:
         if getattr(operation, name):
             parts.append(name.removeprefix("liver_"))
     return "+".join(p for p in parts if p)
@@ -143,19 +153,23 @@ def build(
     """The analysis rows of the enrolled patients among `patients` (a queryset the caller has
     already scoped to the user's sites), ordered by subject code. One query per source table."""
     origin = Origin(origin)
+    # Every table is read as tuples of the columns the rows use (named tuples where a row reads
+    # them by name): building model instances was two thirds of the time on a 10,000-patient
+    # cohort (bench/analytics.py, cProfile: Model.__init__ and from_db), the queries a tenth.
     enrollments = {
         e.patient_id: e
         for e in Enrollment.objects.active()
         .filter(patient__in=patients)
-        .select_related("patient__site")
-        .only(
-            "patient__subject_code",
-            "patient__sex",
-            "patient__site__code",
+        .values_list(
+            "patient_id",
             "enrolled_on",
             "cohort",
             "diagnosed_on",
-        )  # fmt: skip
+            "patient__subject_code",
+            "patient__sex",
+            "patient__site__code",
+            named=True,
+        )
     }
     # The tables are filtered by the caller's queryset as a subquery, not by the list of ids:
     # ten thousand parameters per query cost more than the query (bench/analytics.py). Rows of
@@ -165,23 +179,21 @@ def build(
     def active(model, **filters):
         return model.objects.active().filter(patient__in=scope, **filters)
 
-    # Only the columns the rows use: the many-rows-per-patient tables come as named tuples, as
-    # building full model instances dominated the time on large cohorts (bench/analytics.py).
-    screenings = {s.patient_id: s for s in active(Screening).only("patient", "age_at_screening")}
-    baselines = {
-        b.patient_id: b
-        for b in active(Baseline).only(
-            "patient",
-            "ecog",
-            "primary_site",
-            "liver_met_count",
-            "liver_met_largest_mm",
-            "liver_met_distribution",
-            "ca19_9_u_ml",
-            "cea_ng_ml",
-        )  # fmt: skip
-    }
-    withdrawals = {w.patient_id: w for w in active(Withdrawal).only("patient", "withdrawn_on")}
+    def by_key(queryset, *fields: str, key: str = "patient_id") -> dict[int, tuple]:
+        return {row[0]: row for row in queryset.values_list(key, *fields, named=True)}
+
+    screenings = by_key(active(Screening), "age_at_screening")
+    baselines = by_key(
+        active(Baseline),
+        "ecog",
+        "primary_site",
+        "liver_met_count",
+        "liver_met_largest_mm",
+        "liver_met_distribution",
+        "ca19_9_u_ml",
+        "cea_ng_ml",
+    )
+    withdrawals = by_key(active(Withdrawal), "withdrawn_on")
     lines = _by_patient(
         active(RegimenLine).order_by("line_number").values_list("patient_id", "regimen", named=True)
     )
@@ -200,31 +212,47 @@ def build(
         .order_by("decided_on", "id")
         .values_list("patient_id", "decision", named=True)
     )
-    operations = {o.patient_id: o for o in active(Operation)}
-    pathology = {
-        p.operation_id: p
-        for p in Pathology.objects.active().filter(operation__in=list(operations.values()))
-    }
-    complications = _by_patient(
-        Complication.objects.active().filter(operation__in=list(operations.values())),
+    operations = by_key(
+        active(Operation),
+        "pk",
+        "operated_on",
+        "pancreatic_procedure",
+        *_LIVER_PROCEDURES,
+    )
+    # The records of the operations read above (active, of the scoped patients), by operation.
+    of_operations = {"operation__in": active(Operation).values("pk")}
+    pathology = by_key(
+        Pathology.objects.active().filter(**of_operations),
+        "margin_pancreas",
+        "margin_liver",
+        "ypt",
+        "ypn",
         key="operation_id",
     )
-    discharges = {
-        d.operation_id: d
-        for d in Discharge.objects.active().filter(operation__in=list(operations.values()))
-    }
-    recurrences = _by_patient(active(Recurrence).order_by("detected_on", "id"))
-    deaths = {d.patient_id: d for d in active(Death)}
+    complications = _by_patient(
+        Complication.objects.active()
+        .filter(**of_operations)
+        .values_list("operation_id", "kind", "clavien_dindo", "isgps_grade", named=True),
+        key="operation_id",
+    )
+    discharges = by_key(
+        Discharge.objects.active().filter(**of_operations), "discharged_on", key="operation_id"
+    )
+    recurrences = _by_patient(
+        active(Recurrence)
+        .order_by("detected_on", "id")
+        .values_list("patient_id", "detected_on", "kind", *Recurrence.SITE_FIELDS, named=True)
+    )
+    deaths = by_key(active(Death), "died_on", "cause")
     alive = last_known_alive_by_patient(patient_ids=scope)
+    # Few patients have one (retrospective charts), and the fallbacks read many of its fields.
     abstracts = {a.patient_id: a for a in active(RetrospectiveAbstract)}
 
     rows = []
     for patient_id, enrollment in sorted(
-        enrollments.items(), key=lambda item: item[1].patient.subject_code
+        enrollments.items(), key=lambda item: item[1].patient__subject_code
     ):
-        patient = enrollment.patient
         row = _row(
-            patient=patient,
             enrollment=enrollment,
             origin=origin,
             screening=screenings.get(patient_id),
@@ -326,10 +354,16 @@ def _rfs(
     return None, None
 
 
+def _recurrence_sites(recurrence) -> str:
+    """The ticked sites of a recurrence row, e.g. "liver;peritoneum" (Recurrence.sites)."""
+    return ";".join(
+        name.removeprefix("site_") for name in Recurrence.SITE_FIELDS if getattr(recurrence, name)
+    )
+
+
 def _row(
     *,
-    patient: Patient,
-    enrollment: Enrollment,
+    enrollment,
     origin: Origin,
     screening,
     baseline,
@@ -395,10 +429,10 @@ def _row(
 
     margins = [path.margin_pancreas, path.margin_liver] if path else []
     return {
-        "subject_code": patient.subject_code,
-        "site": patient.site.code,
+        "subject_code": enrollment.patient__subject_code,
+        "site": enrollment.patient__site__code,
         "cohort": enrollment.cohort,
-        "sex": patient.sex,
+        "sex": enrollment.patient__sex,
         "age": screening.age_at_screening if screening else None,
         "enrolled_on": enrollment.enrolled_on,
         "diagnosed_on": enrollment.diagnosed_on,
@@ -440,7 +474,7 @@ def _row(
         "adjuvant_cycles": len(adjuvant_cycles) if operated_on else None,
         "recurrence_on": first_event.detected_on if first_event else None,
         "recurrence_kind": first_event.kind if first_event else None,
-        "recurrence_sites": ";".join(first_event.sites) if first_event else None,
+        "recurrence_sites": _recurrence_sites(first_event) if first_event else None,
         "death_on": died_on,
         "death_cause": death.cause if death else None,
         "withdrawn_on": withdrawal.withdrawn_on if withdrawal else None,

@@ -2,7 +2,8 @@
 
 The survival API, the dashboards and the exports enter here, so every one of them is scoped to
 the user's sites by the same helper (`trial.scoping`) and built by the same function
-(`analytics.dataset.build`).
+(`analytics.dataset.build`). Both reads are cached by a stamp of the data (`analytics.cache`):
+asked again while no input table has changed, they cost three small queries instead of a build.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from analytics import dataset
+from analytics import cache, dataset
 from patients.models import Patient
-from trial.scoping import scope_to_user_sites
+from trial.scoping import scope_to_user_sites, site_ids_for
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+def _build(user: AbstractBaseUser | AnonymousUser, origin: dataset.Origin) -> list[dict]:
+    patients = scope_to_user_sites(Patient.objects.active(), user)
+    return dataset.build(patients=patients, origin=origin)
 
 
 def analysis_rows(
@@ -29,8 +35,8 @@ def analysis_rows(
     `analytics.dataset.Origin` value ("enrollment", "diagnosis", "first_cycle"); any other
     value raises ValueError. A fixed number of queries, whatever the number of patients."""
     origin = dataset.Origin(origin)
-    patients = scope_to_user_sites(Patient.objects.active(), user)
-    return dataset.build(patients=patients, origin=origin)
+    key = cache.cache_key(site_ids=site_ids_for(user), kind="rows", origin=origin.value)
+    return cache.cached(key, lambda: _build(user, origin))
 
 
 def analysis_frame(
@@ -39,8 +45,13 @@ def analysis_frame(
     origin: dataset.Origin | str = dataset.Origin.ENROLLMENT,
 ) -> pd.DataFrame:
     """`analysis_rows` as a pandas DataFrame (one row per patient, the dataset's columns in
-    their order, even when there are no rows)."""
+    their order, even when there are no rows). Cached as a frame: unpickling one costs half
+    of unpickling the rows and a third of building the frame from them."""
     import pandas as pd  # heavy; only the analyses need it
 
-    rows = analysis_rows(user=user, origin=origin)
-    return pd.DataFrame.from_records(rows, columns=dataset.COLUMNS)
+    origin = dataset.Origin(origin)
+    key = cache.cache_key(site_ids=site_ids_for(user), kind="frame", origin=origin.value)
+    return cache.cached(
+        key,
+        lambda: pd.DataFrame.from_records(_build(user, origin), columns=dataset.COLUMNS),
+    )

@@ -33,6 +33,16 @@ def django_db_keepdb(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """No test sees what another cached (datasets, throttle counters)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _service_gates(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         _missing("the test database is not PostgreSQL (set DATABASE_URL=postgres://…)")

@@ -27,7 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core import checks
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from trial.models import Role
+from trial.models import AuditedModel, Role
 from trial.roles import ROLE_PERMISSIONS
 
 __all__ = [
@@ -106,12 +106,15 @@ class Rule:
 
 
 def _model_view_permission(label: object) -> str | None:
-    """The view permission of the model "app_label.model_name" (None: no such model)."""
+    """The view permission of the clinical model "app_label.model_name" (None: no such model,
+    or not a clinical record)."""
     if not isinstance(label, str):
         return None
     try:
         model = apps.get_model(label)
     except (LookupError, ValueError):
+        return None
+    if not issubclass(model, AuditedModel):
         return None
     return f"{model._meta.app_label}.view_{model._meta.model_name}"
 
@@ -130,7 +133,8 @@ def _holds(
                     met = has(ANY_VIEW)
                 else:
                     permission = _model_view_permission(kwargs.get(alternative[len(MODEL_VIEW) :]))
-                    met = permission is not None and has(permission)
+                    # No such record model: nothing to protect; the view answers 404.
+                    met = permission is None or has(permission)
             else:
                 met = has(alternative)
             if met:

@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
@@ -84,3 +85,58 @@ def setup(*, seed_value: int, today: date, patients: int) -> DemoContext:
         sites=sites,
         users=users,
     )
+
+
+def seed_data_management(context: DemoContext) -> None:
+    """The monitor's and the investigator's work on the demo cohort, after every app's seed:
+    source-verified and signed baselines, a casebook signature that a later correction broke,
+    a locked casebook, and queries in each state. The automatic checks' system queries come
+    from the checks refresher at the end of the seed."""
+    from trial import lifecycle, queries
+    from trial.services import clinical_save
+
+    Baseline = apps.get_model("patients", "Baseline")
+    monitor, investigator = context.users["monitor"], context.users["investigator"]
+    coordinator, datamanager = context.users["coordinator"], context.users["datamanager"]
+    baselines = list(
+        Baseline.objects.active()
+        .filter(patient__site__code="CJFH", status="complete")
+        .select_related("patient")
+        .order_by("patient__subject_code")[:6]
+    )
+    if len(baselines) < 6:
+        return
+    for baseline in baselines[:3]:
+        lifecycle.form_verify(baseline, user=monitor, expected_version=baseline.version)
+        lifecycle.form_sign(
+            baseline, user=investigator, password=DEMO_PASSWORD, expected_version=baseline.version
+        )
+    # A casebook signed, then a correction of its baseline: the signature visibly lapses.
+    signed = baselines[3]
+    lifecycle.casebook_sign(signed.patient, user=investigator, password=DEMO_PASSWORD)
+    signed.weight_kg = (signed.weight_kg or 60) + 1
+    clinical_save(
+        signed,
+        user=coordinator,
+        expected_version=signed.version,
+        reason="Weight re-read from the nursing chart",
+    )
+    lifecycle.casebook_lock(
+        baselines[4].patient, user=datamanager, reason="All visits done; awaiting analysis"
+    )
+    # Queries: one open, one answered, one closed.
+    asked = baselines[5]
+    queries.query_raise(
+        asked, user=monitor, field="ecog", text="ECOG 2 in the CRF, 1 in the clinic letter?"
+    )
+    answered = queries.query_raise(
+        asked, user=monitor, field="weight_kg", text="Weight differs from the nursing chart."
+    )
+    queries.query_answer(
+        answered, user=coordinator, text="Checked: the chart was corrected; CRF value is right."
+    )
+    closed = queries.query_raise(
+        baselines[0], user=monitor, field="", text="Please confirm the baseline date."
+    )
+    queries.query_answer(closed, user=coordinator, text="Confirmed against the CT report.")
+    queries.query_close(closed, user=monitor, text="Thank you.")

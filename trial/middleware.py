@@ -37,10 +37,15 @@ def is_api(path: str, url_name: str | None) -> bool:
     return path.startswith(API_PREFIX) and url_name not in PAGES_UNDER_API
 
 
+class _Refused(Exception):
+    """A token the REST framework refuses (invalid, or its user inactive): 401 with its reason."""
+
+
 def _api_user(request: HttpRequest) -> AbstractBaseUser | AnonymousUser:
     """The user of an API request: the session's, else the one its token names (via the REST
-    framework's configured authentication classes other than the session). An invalid token
-    counts as nobody: the view would answer 401 too."""
+    framework's configured authentication classes other than the session). A token that is
+    refused raises _Refused with the REST framework's message ("Invalid token.", "User
+    inactive or deleted."), as the view would answer."""
     if request.user.is_authenticated:
         return request.user
     from rest_framework.authentication import SessionAuthentication
@@ -54,8 +59,8 @@ def _api_user(request: HttpRequest) -> AbstractBaseUser | AnonymousUser:
             continue
         try:
             result = authentication().authenticate(wrapped)
-        except APIException:
-            return AnonymousUser()
+        except APIException as refused:
+            raise _Refused(str(refused.detail)) from refused
         if result is not None:
             return result[0]
     return AnonymousUser()
@@ -65,7 +70,7 @@ def _json(detail: str, status: int) -> JsonResponse:
     response = JsonResponse({"detail": detail}, status=status)
     if status == 401:
         # As the REST framework answers: name a scheme the client can use.
-        response["WWW-Authenticate"] = 'Token realm="api"'
+        response["WWW-Authenticate"] = "Token"
     return response
 
 
@@ -92,7 +97,10 @@ class AccessMiddleware:
             return self._forbidden(api, _("This address has no access rule."))
         if rule.public:
             return None
-        user = _api_user(request) if api else request.user
+        try:
+            user = _api_user(request) if api else request.user
+        except _Refused as refused:
+            return _json(str(refused), 401)
         if not user.is_authenticated:
             if api:
                 return _json(_("Authentication credentials were not provided."), 401)

@@ -141,7 +141,10 @@ def test_requirements_on_the_form_named_in_the_url(client_for, site_admin, db):
     assert not access.user_allows(
         site_admin, rule, write=False, kwargs={"label": "treatments.adverseevent"}
     )
-    assert not access.user_allows(site_admin, rule, write=False, kwargs={"label": "no.such"})
+    # No such record model (or not a clinical one): nothing to protect, the view answers 404.
+    assert access.user_allows(site_admin, rule, write=False, kwargs={"label": "no.such"})
+    assert client_for(site_admin).get("/quality/records/no.such/1/").status_code == 404
+    assert client_for(site_admin).get("/quality/records/trial.study/1/").status_code == 404
     assert access.role_allows("monitor", rule, write=True, kwargs={"label": "patients.consent"})
     assert not access.role_allows(
         "statistician", rule, write=True, kwargs={"label": "patients.consent"}

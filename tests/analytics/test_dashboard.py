@@ -534,7 +534,12 @@ def test_waterfalls_take_the_best_change(statistician, cohort_a):
 
 
 def _queries(user, build) -> int:
-    user = type(user).objects.get(pk=user.pk)  # no site ids cached from an earlier call
+    """Queries of `build` from cold: no site ids cached on the user, no dataset in the cache
+    (analytics/cache.py would otherwise serve the second call without building)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    user = type(user).objects.get(pk=user.pk)
     with CaptureQueriesContext(connection) as context:
         build(user)
     return len(context.captured_queries)

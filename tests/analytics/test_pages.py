@@ -113,7 +113,7 @@ def test_the_funnel_links_to_the_patients_behind_each_count(client_for, statisti
 
 def test_the_dashboard_says_drafts_stand_for_open_data_issues(client_for, data_manager, cohorts):
     html = client_for(data_manager).get(reverse("analytics:dashboard")).content.decode()
-    assert "until data queries arrive" in html
+    assert "Open data issues: the forms saved as drafts" in html
     assert "chemotherapy cycles 4" in html  # site A: 4 draft cycles
 
 

@@ -273,7 +273,10 @@ def test_the_marker_shows_next_to_the_field_on_the_form(event, monitor, coordina
     page = client_for(coordinator).get(f"/patients/{event.patient_id}/adverse-events/{event.pk}/")
     html = page.content.decode()
     assert page.status_code == 200
-    assert html.count("1 open query") == 1  # the grade field only; the closed one is gone
+    # The grade field's marker only (the closed one is gone); the form's own query is listed
+    # at the top ("1 open query on this form").
+    assert html.count("1 open query</span>") == 1
+    assert "1 open query on this form" in html
     assert f'href="/quality/queries/{field_query.pk}/"' in html
     marker = html.index('id="id_grade_queries"')
     assert html.index('name="grade"') < marker < html.index('name="serious"')

@@ -57,6 +57,8 @@ class Command(BaseCommand):
                 if config.name == "trial" or util.find_spec(module_name) is None:
                     continue
                 import_module(module_name).seed(context)
+            if patients:
+                demo.seed_data_management(context)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo cohort: {patients} new patients (seed {seed}, today {today})."
