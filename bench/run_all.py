@@ -132,6 +132,12 @@ def write_markdown(results: list[dict], *, quick: bool, failed: list[str]) -> No
     print(f"wrote {RESULTS_MD.relative_to(ROOT)}")
 
 
+def _read() -> list[dict]:
+    if not RESULTS_JSON.exists():
+        return []
+    return [json.loads(line) for line in RESULTS_JSON.read_text().splitlines() if line]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
@@ -142,11 +148,18 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
     RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_JSON.unlink(missing_ok=True)
-    failed = [name for name in names if not run(name, args.quick)]
-    results = []
-    if RESULTS_JSON.exists():
-        results = [json.loads(line) for line in RESULTS_JSON.read_text().splitlines() if line]
+    # Results of the benchmarks not run now stay (with --only, a partial run updates the table).
+    kept = [r for r in _read() if r.get("run") not in names] if args.only else []
+    failed = []
+    results = list(kept)
+    for name in names:
+        RESULTS_JSON.unlink(missing_ok=True)
+        if not run(name, args.quick):
+            failed.append(name)
+        results += [{**r, "run": name} for r in _read()]
+    order = {name: index for index, name in enumerate(BENCHMARKS)}
+    results.sort(key=lambda r: order.get(r.get("run"), len(order)))
+    RESULTS_JSON.write_text("".join(json.dumps(r) + "\n" for r in results), encoding="utf-8")
     write_markdown(results, quick=args.quick, failed=failed)
     sys.exit(1 if failed else 0)
 
