@@ -220,9 +220,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # the main process, host lost) goes to another worker only after this timeout (kombu's default
 # is an hour; measured by bench/faults.py). Keep it above the longest retry countdown
 # (send_daily_reminders: 60·2⁴ = 960 s) plus a run, or a delayed retry would run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 1200)
-}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 1200)}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
