@@ -18,6 +18,7 @@ from trial import lifecycle
 from trial import lifecycle_selectors as selectors
 from trial.lifecycle_forms import ReasonForm, SignForm, VerifyForm
 from trial.models import FormStatus, SignatureMeaning, Study
+from trial.query_selectors import open_queries_by_field
 from trial.services import StaleRecordError
 
 # Where each form is edited: (URL name, keyword of the record's id or None, whether the URL
@@ -135,6 +136,7 @@ def record_page(request: HttpRequest, label: str, pk: int) -> HttpResponse:
         "state": state,
         "record": record,
         "label": model._meta.label_lower,
+        "open_queries": [q for queries in open_queries_by_field(record).values() for q in queries],
         "patient": state.patient,
         "title": str(model._meta.verbose_name).capitalize(),
         "verify_form": verify_form,

@@ -304,8 +304,22 @@ def test_the_record_page_queries_stay_flat(
             verified_by=monitor,
         )
     client = client_for(monitor)
-    with django_assert_max_num_queries(14):
+    # 14 for the page, 1 for the record's open queries.
+    with django_assert_max_num_queries(15):
         assert client.get(_record_url(baseline)).status_code == 200
+
+
+def test_the_record_page_lists_the_open_queries_of_the_record(client_for, monitor, baseline):
+    from trial.queries import query_close, query_raise
+
+    open_one = query_raise(baseline, user=monitor, field="ecog", text="ECOG 1 or 2?")
+    closed = query_raise(baseline, user=monitor, field="", text="Date confirmed?")
+    query_close(closed, user=monitor)
+    html = client_for(monitor).get(_record_url(baseline)).content.decode()
+    assert "1 open query on this record" in html
+    assert f'href="/quality/queries/{open_one.pk}/"' in html
+    assert "ECOG 1 or 2?" in html
+    assert "Date confirmed?" not in html
 
 
 @pytest.mark.parametrize("count", [1, 10])
