@@ -50,6 +50,11 @@ class Browser:
 
     def _on_request_failed(self, request) -> None:
         failure = request.failure or "failed"
+        if failure == "net::ERR_ABORTED" and not request.is_navigation_request():
+            # Chromium cancels a sub-resource still loading (the favicon, say) when the page
+            # navigates away, e.g. on a form submit: the browser's doing, not a failure of the
+            # server. A real failure (refused, reset, 4xx/5xx) is still caught.
+            return
         self.problems.append(f"request failed: {request.method} {request.url}: {failure}")
 
     def _on_response(self, response: Response) -> None:
