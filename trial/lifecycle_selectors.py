@@ -19,6 +19,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.http import Http404
+from django.urls import NoReverseMatch, reverse
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
@@ -554,3 +555,53 @@ def lock_flags(*, patient_id: int | None) -> tuple[LockState, LockState]:
         Study.objects.filter(locked_at__isnull=False).values_list("locked_at", flat=True).first()
     )
     return LockState(False), LockState(locked_at is not None, locked_at)
+
+
+# Where each form is edited: (URL name, keyword of the record's id or None, whether the URL
+# takes the patient id). URL names only: trial does not import the apps above it, and a
+# test checks that every entry still resolves.
+EDIT_PAGES: dict[str, tuple[str, str | None, bool]] = {
+    "patients.screening": ("patients:screening-edit", None, True),
+    "patients.consent": ("patients:consent-edit", "consent_id", True),
+    "patients.enrollment": ("patients:enrollment-edit", None, True),
+    "patients.baseline": ("patients:baseline-edit", None, True),
+    "patients.withdrawal": ("patients:withdrawal-edit", None, True),
+    "treatments.regimenline": ("treatments:line-edit", "line_id", True),
+    "treatments.chemocycle": ("treatments:cycle-edit", "cycle_id", True),
+    "treatments.adverseevent": ("treatments:ae-edit", "event_id", True),
+    "assessments.labpanel": ("assessments:lab-edit", "panel_id", True),
+    "assessments.imagingstudy": ("assessments:imaging-edit", "study_id", True),
+    "assessments.responseevaluation": ("assessments:evaluation-edit", "evaluation_id", True),
+    "surgery.mdtdecision": ("surgery:mdt-edit", "decision_id", True),
+    "surgery.operation": ("surgery:operation", None, True),
+    "surgery.pathology": ("surgery:pathology", None, True),
+    "surgery.complication": ("surgery:complication-edit", "complication_id", True),
+    "surgery.discharge": ("surgery:discharge", None, True),
+    "biobank.specimen": ("biobank:specimen-detail", "specimen_id", False),
+    "followup.followupcontact": ("followup:contact-edit", "pk", True),
+    "followup.recurrence": ("followup:recurrence-edit", "pk", True),
+    "followup.death": ("followup:death-edit", "pk", True),
+    "followup.losttofollowup": ("followup:lost-edit", "pk", True),
+    "followup.treatmentend": ("followup:treatment-end-edit", "pk", True),
+}
+
+
+def form_url(label: str, object_id: int, patient_id: int) -> str:
+    """The page where record `object_id` of form `label` ("app_label.model_name") is edited,
+    or the patient's page for forms without one (child rows, derived rows). No query."""
+    entry = EDIT_PAGES.get(label.lower())
+    if entry is not None:
+        name, pk_kwarg, with_patient = entry
+        kwargs = {"patient_id": patient_id} if with_patient else {}
+        if pk_kwarg:
+            kwargs[pk_kwarg] = object_id
+        try:
+            return reverse(name, kwargs=kwargs)
+        except NoReverseMatch:
+            pass
+    return reverse("patients:patient-detail", kwargs={"patient_id": patient_id})
+
+
+def edit_url(record, patient_id: int) -> str:
+    """The page where `record` is edited, or the patient page when there is none."""
+    return form_url(record._meta.label_lower, record.pk, patient_id)

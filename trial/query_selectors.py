@@ -13,10 +13,10 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from trial.lifecycle_selectors import form_url
 from trial.models import AuditedModel, DataQuery, QueryMessage, QueryStatus
 from trial.queries import field_label, record_patient
 from trial.scoping import scope_to_user_sites, site_ids_for
@@ -103,48 +103,11 @@ def queryable_record_get(
 
 # --- where a record is entered ----------------------------------------------------------------
 
-# The page where each form is entered or corrected: (URL name, keyword of the record's pk or
-# None when the page is the patient's single form). URL names, not imports: trial sits below
-# the apps. A form missing here (a child row, a derived row) links to the patient's page.
-FORM_URLS: dict[str, tuple[str, str | None]] = {
-    "patients.screening": ("patients:screening-edit", None),
-    "patients.consent": ("patients:consent-edit", "consent_id"),
-    "patients.enrollment": ("patients:enrollment-edit", None),
-    "patients.baseline": ("patients:baseline-edit", None),
-    "patients.withdrawal": ("patients:withdrawal-edit", None),
-    "treatments.regimenline": ("treatments:line-edit", "line_id"),
-    "treatments.chemocycle": ("treatments:cycle-edit", "cycle_id"),
-    "treatments.adverseevent": ("treatments:ae-edit", "event_id"),
-    "assessments.labpanel": ("assessments:lab-edit", "panel_id"),
-    "assessments.imagingstudy": ("assessments:imaging-edit", "study_id"),
-    "assessments.responseevaluation": ("assessments:evaluation-edit", "evaluation_id"),
-    "surgery.mdtdecision": ("surgery:mdt-edit", "decision_id"),
-    "surgery.operation": ("surgery:operation", None),
-    "surgery.pathology": ("surgery:pathology", None),
-    "surgery.discharge": ("surgery:discharge", None),
-    "surgery.complication": ("surgery:complication-edit", "complication_id"),
-    "followup.followupcontact": ("followup:contact-edit", "pk"),
-    "followup.recurrence": ("followup:recurrence-edit", "pk"),
-    "followup.death": ("followup:death-edit", "pk"),
-    "followup.losttofollowup": ("followup:lost-edit", "pk"),
-    "followup.treatmentend": ("followup:treatment-end-edit", "pk"),
-}
-
 
 def record_form_url(*, label: str, object_id: int, patient_id: int) -> str:
-    """The page of form `label` ("app_label.model_name") record `object_id` of patient
-    `patient_id`; the patient's page for forms without one (the calendar's expected visits
-    are shown there). No query."""
-    name, key = FORM_URLS.get(label.lower(), ("", None))
-    if name:
-        kwargs: dict[str, int] = {"patient_id": patient_id}
-        if key:
-            kwargs[key] = object_id
-        try:
-            return reverse(name, kwargs=kwargs)
-        except NoReverseMatch:
-            pass
-    return reverse("patients:patient-detail", kwargs={"patient_id": patient_id})
+    """The page of form `label` record `object_id` of patient `patient_id` (one map of the
+    edit pages: `trial.lifecycle_selectors.EDIT_PAGES`). No query."""
+    return form_url(label, object_id, patient_id)
 
 
 # --- one query --------------------------------------------------------------------------------

@@ -11,58 +11,15 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
 from trial import lifecycle
 from trial import lifecycle_selectors as selectors
 from trial.lifecycle_forms import ReasonForm, SignForm, VerifyForm
+from trial.lifecycle_selectors import EDIT_PAGES, edit_url  # noqa: F401 - re-exported
 from trial.models import FormStatus, SignatureMeaning, Study
 from trial.query_selectors import open_queries_by_field
 from trial.services import StaleRecordError
-
-# Where each form is edited: (URL name, keyword of the record's id or None, whether the URL
-# takes the patient id). URL names only: trial does not import the apps above it, and a
-# test checks that every entry still resolves.
-EDIT_PAGES: dict[str, tuple[str, str | None, bool]] = {
-    "patients.screening": ("patients:screening-edit", None, True),
-    "patients.consent": ("patients:consent-edit", "consent_id", True),
-    "patients.enrollment": ("patients:enrollment-edit", None, True),
-    "patients.baseline": ("patients:baseline-edit", None, True),
-    "patients.withdrawal": ("patients:withdrawal-edit", None, True),
-    "treatments.regimenline": ("treatments:line-edit", "line_id", True),
-    "treatments.chemocycle": ("treatments:cycle-edit", "cycle_id", True),
-    "treatments.adverseevent": ("treatments:ae-edit", "event_id", True),
-    "assessments.labpanel": ("assessments:lab-edit", "panel_id", True),
-    "assessments.imagingstudy": ("assessments:imaging-edit", "study_id", True),
-    "assessments.responseevaluation": ("assessments:evaluation-edit", "evaluation_id", True),
-    "surgery.mdtdecision": ("surgery:mdt-edit", "decision_id", True),
-    "surgery.operation": ("surgery:operation", None, True),
-    "surgery.pathology": ("surgery:pathology", None, True),
-    "surgery.complication": ("surgery:complication-edit", "complication_id", True),
-    "surgery.discharge": ("surgery:discharge", None, True),
-    "biobank.specimen": ("biobank:specimen-detail", "specimen_id", False),
-    "followup.followupcontact": ("followup:contact-edit", "pk", True),
-    "followup.recurrence": ("followup:recurrence-edit", "pk", True),
-    "followup.death": ("followup:death-edit", "pk", True),
-    "followup.losttofollowup": ("followup:lost-edit", "pk", True),
-    "followup.treatmentend": ("followup:treatment-end-edit", "pk", True),
-}
-
-
-def edit_url(record, patient_id: int) -> str:
-    """The page where `record` is edited, or the patient page when there is none."""
-    entry = EDIT_PAGES.get(record._meta.label_lower)
-    if entry is not None:
-        name, pk_kwarg, with_patient = entry
-        kwargs = {"patient_id": patient_id} if with_patient else {}
-        if pk_kwarg:
-            kwargs[pk_kwarg] = record.pk
-        try:
-            return reverse(name, kwargs=kwargs)
-        except NoReverseMatch:
-            pass
-    return reverse("patients:patient-detail", kwargs={"patient_id": patient_id})
 
 
 def _require(request: HttpRequest, permission: str) -> None:
